@@ -1,0 +1,208 @@
+// FLkOS location + MSSE scale on a sorted series (see series.hpp).
+#include "series.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+namespace badpix {
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+// The lambda-sigma refit may move the FLkOS location by at most this many k-window rms before we
+// distrust it: with heavy contamination the refit runs away to the contaminated mean (reference
+// section 6.1), while on clean data it moves by a small fraction of sigma.
+constexpr double kGuard = 1.0;
+
+struct Window {
+    std::size_t lo, hi;
+};
+
+// Start of the k consecutive sorted values nearest to t (k <= n): O(log n).
+std::size_t nearest_k(const double* y, std::size_t n, std::size_t k, double t) {
+    if (k >= n) return 0;
+    std::size_t lo = 0, hi = n - k;
+    while (lo < hi) {
+        const std::size_t mid = lo + (hi - lo) / 2;
+        if (t - y[mid] > y[mid + k] - t)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+// All values with |y - t| <= r.
+Window within(const SortedSeries& s, double t, double r) {
+    const double* b = s.y;
+    const double* e = s.y + s.n;
+    return {static_cast<std::size_t>(std::lower_bound(b, e, t - r) - b),
+            static_cast<std::size_t>(std::upper_bound(b, e, t + r) - b)};
+}
+
+double wsum(const SortedSeries& s, std::size_t lo, std::size_t hi) { return s.P0[hi] - s.P0[lo]; }
+double wmean(const SortedSeries& s, std::size_t lo, std::size_t hi) {
+    return (s.P1[hi] - s.P1[lo]) / (s.P0[hi] - s.P0[lo]);
+}
+// sum w (y - t)^2 over [lo, hi)
+double wss(const SortedSeries& s, std::size_t lo, std::size_t hi, double t) {
+    const double W = s.P0[hi] - s.P0[lo], S1 = s.P1[hi] - s.P1[lo], S2 = s.P2[hi] - s.P2[lo];
+    return std::max(0.0, S2 - 2.0 * t * S1 + t * t * W);
+}
+
+// MSSE walk outward from t in order of |y - t|: the first k values (and those closer than
+// min_res) are inliers; then each next value joins while r^2 <= lambda^2 sigma_i^2, where
+// sigma_i^2 = (sum w r^2 / sum w) * i / (i - 1). Returns the uncorrected sigma; O(inliers).
+double msse_walk(const SortedSeries& s, double t, std::size_t k, double lambda, double min_res,
+                 std::size_t* n_in) {
+    const std::size_t n = s.n;
+    std::ptrdiff_t l = static_cast<std::ptrdiff_t>(std::lower_bound(s.y, s.y + n, t) - s.y) - 1;
+    std::size_t r = static_cast<std::size_t>(l + 1);
+    double S = 0.0, W = 0.0;
+    std::size_t i = 0;
+    const double lam2 = lambda * lambda;
+    while (i < n) {
+        std::size_t idx;
+        double d;
+        if (l >= 0 && (r >= n || t - s.y[l] <= s.y[r] - t)) {
+            idx = static_cast<std::size_t>(l--);
+            d = t - s.y[idx];
+        } else {
+            idx = r++;
+            d = s.y[idx] - t;
+        }
+        const double wi = s.w ? s.w[idx] : 1.0;
+        if (i >= k && d >= min_res) {
+            const double var = S / W * static_cast<double>(i) / static_cast<double>(i - 1);
+            if (d * d > lam2 * var) break;
+        }
+        S += wi * d * d;
+        W += wi;
+        ++i;
+    }
+    *n_in = i;
+    if (i < 2 || !(W > 0)) return 0.0;
+    return std::sqrt(S / W * static_cast<double>(i) / static_cast<double>(i - 1));
+}
+
+}  // namespace
+
+double truncated_variance(double c) {
+    if (!(c > 0)) return 0.0;
+    if (c < 1e-4) return c * c / 3.0;
+    const double phi = std::exp(-0.5 * c * c) / std::sqrt(2.0 * M_PI);
+    return 1.0 - 2.0 * c * phi / std::erf(c / std::sqrt(2.0));
+}
+
+FitConstants::FitConstants(const FitParams& p) {
+    const double lam = p.msse_lambda;
+    // MSSE stops at lambda * sigma_trunc, which itself is truncated: solve c = lambda*sqrt(f(c)).
+    double c = lam;
+    for (int it = 0; it < 100; ++it) c = lam * std::sqrt(truncated_variance(c));
+    msse_corr = (c > 1e-3) ? c / lam : std::sqrt(truncated_variance(lam));
+    if (!(msse_corr > 0)) msse_corr = 1.0;
+    trunc_var = truncated_variance(lam);
+    if (!(trunc_var > 0)) trunc_var = 1.0;
+}
+
+void check_params(const FitParams& p) {
+    if (!(p.certain_ratio >= 0.0 && p.certain_ratio < p.likely_ratio && p.likely_ratio <= 1.0))
+        throw std::invalid_argument("need 0 <= certain_ratio < likely_ratio <= 1");
+    if (!(p.msse_lambda > 0.0) || !std::isfinite(p.msse_lambda))
+        throw std::invalid_argument("msse_lambda must be a positive finite number");
+    if (p.opt_iters < 0) throw std::invalid_argument("opt_iters must be >= 0");
+    if (!(p.min_residual >= 0.0) || !std::isfinite(p.min_residual))
+        throw std::invalid_argument("min_residual must be a finite number >= 0");
+}
+
+void classical_sorted(const SortedSeries& s, double* median, double* std) {
+    const std::size_t n = s.n;
+    if (n == 0) {
+        *median = *std = kNaN;
+        return;
+    }
+    const double mid = (n % 2) ? s.y[n / 2] : 0.5 * (s.y[n / 2 - 1] + s.y[n / 2]);
+    *median = mid + s.shift;
+    const double m = s.P1[n] / s.P0[n];
+    *std = std::sqrt(std::max(0.0, s.P2[n] / s.P0[n] - m * m));
+}
+
+ValueFit fit_sorted(const SortedSeries& s, const FitParams& p, const FitConstants& c) {
+    const std::size_t n = s.n;
+    if (n < kMinSamples) return {kNaN, kNaN, 0};
+    if (p.opt_iters == 0) {  // the original's meaning: plain weighted mean and std
+        const double m = wmean(s, 0, n);
+        return {m + s.shift, std::sqrt(wss(s, 0, n, m) / wsum(s, 0, n)), static_cast<std::int64_t>(n)};
+    }
+    const std::size_t k = std::min(n, std::max<std::size_t>(2, static_cast<std::size_t>(p.likely_ratio * n)));
+    std::size_t kc = static_cast<std::size_t>(p.certain_ratio * n);
+    if (kc >= k) kc = k - 1;
+
+    // Start: the densest window of k values (shorth), not a sentinel or an arbitrary value.
+    std::size_t a0 = 0;
+    double best = std::numeric_limits<double>::infinity();
+    for (std::size_t a = 0; a + k <= n; ++a) {
+        const double width = s.y[a + k - 1] - s.y[a];
+        if (width < best) {
+            best = width;
+            a0 = a;
+        }
+    }
+    double t = wmean(s, a0, a0 + k);
+
+    // FLkOS: t <- mean of the residual ranks [kc, k) around t; both sets are sorted windows.
+    for (int it = 0; it < p.opt_iters; ++it) {
+        const std::size_t a = nearest_k(s.y, n, k, t);
+        double S = s.P1[a + k] - s.P1[a], W = s.P0[a + k] - s.P0[a];
+        if (kc > 0) {
+            const std::size_t b = nearest_k(s.y, n, kc, t);
+            S -= s.P1[b + kc] - s.P1[b];
+            W -= s.P0[b + kc] - s.P0[b];
+        }
+        if (!(W > 0)) break;
+        const double tn = S / W;
+        if (tn == t) break;
+        t = tn;
+    }
+
+    // The k nearest values: a fallback location and the yardstick of the runaway guard.
+    const std::size_t ak = nearest_k(s.y, n, k, t);
+    const double loc_k = wmean(s, ak, ak + k);
+    const double rms_k = std::sqrt(wss(s, ak, ak + k, t) / wsum(s, ak, ak + k));
+    const double guard = kGuard * std::max(rms_k, p.min_residual);
+    const double lam = p.msse_lambda;
+
+    std::size_t m = 0;
+    double sigma = msse_walk(s, t, k, lam, p.min_residual, &m) / c.msse_corr;
+    Window win = within(s, t, lam * sigma);
+    double loc = (win.hi > win.lo) ? wmean(s, win.lo, win.hi) : t;
+    bool guarded = std::fabs(loc - t) > guard;
+    if (guarded) loc = loc_k;
+    sigma = msse_walk(s, loc, k, lam, p.min_residual, &m) / c.msse_corr;
+    win = within(s, loc, std::max(lam * sigma, p.min_residual));
+    if (!guarded && win.hi > win.lo) {
+        const double loc2 = wmean(s, win.lo, win.hi);
+        if (std::fabs(loc2 - t) > guard) {
+            guarded = true;
+            loc = loc_k;
+            win = within(s, loc, std::max(lam * sigma, p.min_residual));
+        } else {
+            loc = loc2;
+            win = within(s, loc, std::max(lam * sigma, p.min_residual));
+        }
+    }
+    // Final scale: variance of the values within lambda*sigma of the location, corrected for the
+    // truncation at lambda (unbiased for a clean Gaussian at any n, unlike the raw MSSE stop).
+    const std::size_t cnt = win.hi - win.lo;
+    double std_out = sigma;
+    if (cnt >= 2) {
+        const double W = wsum(s, win.lo, win.hi);
+        const double v = wss(s, win.lo, win.hi, loc) / W * static_cast<double>(cnt) /
+                         static_cast<double>(cnt - 1);
+        std_out = std::sqrt(v / c.trunc_var);
+    }
+    return {loc + s.shift, std_out, static_cast<std::int64_t>(cnt)};
+}
+
+}  // namespace badpix
