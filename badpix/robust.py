@@ -120,8 +120,13 @@ class Background(NamedTuple):
     std: NDArray[np.float64]
 
 
-def _check_ratios(likely_ratio: float, certain_ratio: float, msse_lambda: float, opt_iters: int,
-                  min_residual: float) -> None:
+def _check_ratios(
+    likely_ratio: float,
+    certain_ratio: float,
+    msse_lambda: float,
+    opt_iters: int,
+    min_residual: float,
+) -> None:
     if not (0.0 <= certain_ratio < likely_ratio <= 1.0):
         raise ValueError(
             "need 0 <= certain_ratio < likely_ratio <= 1, got "
@@ -218,8 +223,9 @@ def fit_value(
         wa = _as_float64_1d(weights, "weights")
         if wa.shape != xa.shape:
             raise ValueError(f"weights must have the shape of x {xa.shape}, got {wa.shape}")
-    m, s, k = _core.fit_value(xa, wa, likely_ratio, certain_ratio, msse_lambda, int(opt_iters),
-                              min_residual)
+    m, s, k = _core.fit_value(
+        xa, wa, likely_ratio, certain_ratio, msse_lambda, int(opt_iters), min_residual
+    )
     return FitResult(float(m), float(s), int(k))
 
 
@@ -294,8 +300,16 @@ def fit_value_tensor(
         raise ValueError(f"axis {axis} is out of range for an array of {x.ndim} dimension(s)")
     _check_ratios(likely_ratio, certain_ratio, msse_lambda, opt_iters, min_residual)
     view = np.moveaxis(x, axis, 0)  # a view: strides only
-    res = _core.fit_value_tensor(view, _n_threads(n_threads), likely_ratio, certain_ratio,
-                                 msse_lambda, int(opt_iters), min_residual, bool(return_classical))
+    res = _core.fit_value_tensor(
+        view,
+        _n_threads(n_threads),
+        likely_ratio,
+        certain_ratio,
+        msse_lambda,
+        int(opt_iters),
+        min_residual,
+        bool(return_classical),
+    )
     return TensorFit(*res)
 
 
@@ -398,8 +412,9 @@ def fit_line(
     xa, ya = _as_float64_1d(x, "x"), _as_float64_1d(y, "y")
     if xa.shape != ya.shape:
         raise ValueError(f"x and y must have the same length, got {xa.size} and {ya.size}")
-    r = _core.fit_line(xa, ya, likely_ratio, certain_ratio, msse_lambda, int(opt_iters),
-                       min_residual)
+    r = _core.fit_line(
+        xa, ya, likely_ratio, certain_ratio, msse_lambda, int(opt_iters), min_residual
+    )
     return LineFit(float(r[0]), float(r[1]), float(r[2]), int(r[3]))
 
 
@@ -445,8 +460,9 @@ def fit_plane(
     xa, ya, za = _as_float64_1d(x, "x"), _as_float64_1d(y, "y"), _as_float64_1d(z, "z")
     if not xa.shape == ya.shape == za.shape:
         raise ValueError("x, y and z must have the same length")
-    r = _core.fit_plane(xa, ya, za, likely_ratio, certain_ratio, msse_lambda, int(opt_iters),
-                        min_residual)
+    r = _core.fit_plane(
+        xa, ya, za, likely_ratio, certain_ratio, msse_lambda, int(opt_iters), min_residual
+    )
     return PlaneFit(float(r[0]), float(r[1]), float(r[2]), float(r[3]), int(r[4]))
 
 
@@ -536,8 +552,18 @@ def fit_background(
     if int(min_pixels) != min_pixels or min_pixels < 0:
         raise ValueError(f"min_pixels must be a non-negative integer, got {min_pixels!r}")
     mean, std = _core.fit_background(
-        img, m, int(window[0]), int(window[1]), int(n_shifts), model == "plane", int(min_pixels),
-        likely_ratio, certain_ratio, msse_lambda, int(opt_iters), min_residual,
+        img,
+        m,
+        int(window[0]),
+        int(window[1]),
+        int(n_shifts),
+        model == "plane",
+        int(min_pixels),
+        likely_ratio,
+        certain_ratio,
+        msse_lambda,
+        int(opt_iters),
+        min_residual,
         _n_threads(n_threads),
     )
     return Background(mean, std)
@@ -587,6 +613,7 @@ def remove_islands(mask: ArrayLike, min_size: int, connectivity: int = 4) -> NDA
         raise ValueError(f"min_size must be a non-negative integer, got {min_size!r}")
     if connectivity not in (4, 8):
         raise ValueError(f"connectivity must be 4 or 8, got {connectivity!r}")
-    out = _core.remove_islands(np.ascontiguousarray(mk).view(np.uint8), int(min_size),
-                               int(connectivity))
+    out = _core.remove_islands(
+        np.ascontiguousarray(mk).view(np.uint8), int(min_size), int(connectivity)
+    )
     return out.view(np.bool_)
