@@ -1,0 +1,279 @@
+"""badpix.slurm without a cluster: settings, script rendering, partial sets, failure reports.
+
+The scripts are checked by bash itself (``bash -n``) and by running them outside SLURM with a
+stand-in for badpix that records its argv, so quoting is tested by the shell that will run it.
+Submission against a real SLURM is in ``test_slurm_cluster.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import pytest
+
+from badpix import slurm
+from badpix.exceptions import ConfigError
+from badpix.slurm import JobLayout, JobSpec, SlurmSettings, Unit
+
+SPACEY = "dir with 'quotes' $HOME and spaces"
+
+
+# ----------------------------------------------------------------------------------- settings
+def test_default_settings_come_from_the_builtin_file() -> None:
+    s = slurm.load_settings()
+    assert s.time == "01:00:00" and s.cpus_per_task == 1 and s.partition == ""
+
+
+def test_detector_table_overrides_default_case_insensitively() -> None:
+    s = slurm.load_settings("agipd1m")
+    assert (s.partition, s.mem, s.cpus_per_task) == ("exfel", "8G", 2)
+    assert s.merge_time == "00:30:00"  # not in [AGIPD1M]: from [default]
+
+
+def test_options_override_the_file_and_none_is_ignored() -> None:
+    s = slurm.load_settings("AGIPD1M", {"partition": "upex", "cpus-per-task": 4, "time": None})
+    assert (s.partition, s.cpus_per_task, s.time) == ("upex", 4, "02:00:00")
+
+
+def test_unknown_detector_uses_default() -> None:
+    assert slurm.load_settings("NOSUCHDET") == slurm.load_settings()
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("[default]\npartitoin = 'x'\n", "unknown SLURM setting 'partitoin'"),
+        ("[default]\ncpus-per-task = 0\n", "cpus-per-task"),
+        ("[default]\nmem = 8\n", "mem must be a string"),
+        ("[default]\nmem = 'lots'\n", "not a size"),
+        ("[default]\nextra-sbatch = '--x'\n", "list of strings"),
+        ("[default\n", "invalid TOML"),
+    ],
+)
+def test_bad_settings_file_is_a_config_error(tmp_path: Path, text: str, match: str) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        slurm.load_settings(None, path=path)
+
+
+def test_planning_budget_defaults_to_three_quarters_of_mem() -> None:
+    assert SlurmSettings(mem="8G").max_memory_bytes == 6 * 2**30
+    assert SlurmSettings(mem="8G", max_memory="1G").max_memory_bytes == 2**30
+
+
+@pytest.mark.parametrize(
+    ("text", "n"), [("8G", 8 * 2**30), ("500M", 500 * 2**20), ("4096", 4096 * 2**20),
+                    ("1.5g", 3 * 2**29), ("64K", 64 * 2**10), ("2T", 2 * 2**40)]
+)
+def test_parse_mem(text: str, n: int) -> None:
+    assert slurm.parse_mem(text) == n
+
+
+@pytest.mark.parametrize(("indices", "text"), [([0], "0"), ([0, 1, 2, 5], "0-2,5"),
+                                                ([7, 3, 4, 3], "3-4,7"), ([], "")])
+def test_array_ranges(indices: list[int], text: str) -> None:
+    assert slurm.array_ranges(indices) == text
+
+
+# ---------------------------------------------------------------------------------- rendering
+@pytest.fixture
+def fake_badpix(tmp_path: Path) -> Path:
+    """A stand-in for ``python -m badpix`` that records argv, cwd and one variable as JSON."""
+    script = tmp_path / "fake badpix.py"
+    script.write_text(
+        "import json, os, sys\n"
+        "with open(os.environ['RECORD'], 'w') as f:\n"
+        "    json.dump({'argv': sys.argv[1:], 'cwd': os.getcwd(),\n"
+        "               'root': os.environ.get('EXTRA_DATA_DATA_ROOT')}, f)\n"
+    )
+    return script
+
+
+def make_spec(tmp_path: Path, fake: Path, **kw: object) -> JobSpec:
+    base = tmp_path / SPACEY
+    (base / "cwd").mkdir(parents=True)
+    args = dict(
+        units=(Unit(0, 0, "0:4"), Unit(1, 0, "4:8"), Unit(2, 5, "0:4")),
+        make_mask_args=(str(base / "run 1"), "p900001:r0012", "--detector", "AGIPD1M",
+                        "--threshold", "noise_snr=5; rm -rf /"),
+        output=base / "mask file.h5",
+        layout=JobLayout(base / "mask file.h5.slurm"),
+        settings=SlurmSettings(partition="upex", account="p900001", time="00:10:00",
+                               mem="2G", cpus_per_task=3, merge_mem="1G",
+                               extra_sbatch=("--constraint=Gold 6240", "--exclusive")),
+        badpix=(sys.executable, str(fake)),
+        env=(("EXTRA_DATA_DATA_ROOT", str(base / "data root")),),
+        cwd=base / "cwd",
+        command_line="badpix slurm 'run 1' -o 'mask file.h5'",
+    )
+    args.update(kw)
+    return JobSpec(**args)  # type: ignore[arg-type]
+
+
+def run_script(path: Path, env: dict[str, str], record: Path) -> dict[str, object]:
+    subprocess.run(["bash", str(path)], env={**os.environ, **env, "RECORD": str(record)},
+                   check=True, capture_output=True, text=True)
+    return json.loads(record.read_text())
+
+
+def test_scripts_are_valid_bash(tmp_path: Path, fake_badpix: Path) -> None:
+    spec = make_spec(tmp_path, fake_badpix)
+    slurm.write_scripts(spec)
+    for path in (spec.layout.array_script, spec.layout.merge_script):
+        subprocess.run(["bash", "-n", str(path)], check=True)
+        assert path.stat().st_mode & stat.S_IXUSR
+        text = path.read_text()
+        assert text.startswith("#!/bin/bash\n# badpix SLURM")
+        assert "\nset -euo pipefail\n" in text
+
+
+def test_sbatch_options_are_honoured(tmp_path: Path, fake_badpix: Path) -> None:
+    spec = make_spec(tmp_path, fake_badpix)
+    lines = slurm.render_array_script(spec).splitlines()
+    directives = [ln for ln in lines if ln.startswith("#SBATCH")]
+    logs = str(spec.layout.logs)
+    assert directives == [
+        "#SBATCH --job-name=badpix-units",
+        "#SBATCH --array=0-2",
+        f'#SBATCH --output="{logs}/unit-%4a.out"',
+        "#SBATCH --partition=upex",
+        "#SBATCH --account=p900001",
+        "#SBATCH --time=00:10:00",
+        "#SBATCH --mem=2G",
+        "#SBATCH --cpus-per-task=3",
+        '#SBATCH --constraint="Gold 6240"',
+        "#SBATCH --exclusive",
+    ]
+    # sbatch stops reading directives at the first command: they must all come before it
+    first_command = next(i for i, ln in enumerate(lines) if ln and not ln.startswith("#"))
+    assert max(lines.index(d) for d in directives) < first_command
+    merge = slurm.render_merge_script(spec)
+    assert "#SBATCH --mem=1G" in merge and "#SBATCH --time=00:30:00" in merge
+    assert "#SBATCH --kill-on-invalid-dep=yes" in merge
+
+
+def test_unset_settings_write_no_directive(tmp_path: Path, fake_badpix: Path) -> None:
+    spec = make_spec(tmp_path, fake_badpix, settings=SlurmSettings())
+    text = slurm.render_array_script(spec)
+    assert "--partition" not in text.split("set -euo")[0].replace("# ", "")
+    assert "#SBATCH --account" not in text
+
+
+def test_percent_in_folder_is_escaped_for_sbatch(tmp_path: Path, fake_badpix: Path) -> None:
+    spec = make_spec(tmp_path, fake_badpix, layout=JobLayout(tmp_path / "100%"))
+    assert f'--output={tmp_path}/100%%/logs/unit-%4a.out' in slurm.render_array_script(spec)
+
+
+def test_quote_in_sbatch_value_is_refused(tmp_path: Path, fake_badpix: Path) -> None:
+    spec = make_spec(tmp_path, fake_badpix, layout=JobLayout(tmp_path / 'a"b'))
+    with pytest.raises(ConfigError, match="quotes"):
+        slurm.render_array_script(spec)
+
+
+def test_array_task_runs_its_unit_with_exact_arguments(tmp_path: Path, fake_badpix: Path) -> None:
+    spec = make_spec(tmp_path, fake_badpix)
+    slurm.write_scripts(spec)
+    got = run_script(spec.layout.array_script, {"SLURM_ARRAY_TASK_ID": "2"}, tmp_path / "r.json")
+    part = str(spec.layout.part(2))
+    assert got["argv"] == ["make-mask", *spec.make_mask_args,
+                           "--modules", "5", "--cells", "0:4", "--partial", "--force", "-o", part]
+    assert got["cwd"] == str(spec.cwd)
+    assert got["root"] == str(tmp_path / SPACEY / "data root")
+
+
+def test_array_task_out_of_range_fails(tmp_path: Path, fake_badpix: Path) -> None:
+    spec = make_spec(tmp_path, fake_badpix)
+    slurm.write_scripts(spec)
+    for task in ("3", ""):
+        proc = subprocess.run(["bash", str(spec.layout.array_script)],
+                              env={**os.environ, "SLURM_ARRAY_TASK_ID": task},
+                              capture_output=True, text=True)
+        assert proc.returncode != 0
+
+
+def test_merge_runs_assemble_on_the_parts(tmp_path: Path, fake_badpix: Path) -> None:
+    spec = make_spec(tmp_path, fake_badpix, force=True)
+    slurm.write_scripts(spec)
+    got = run_script(spec.layout.merge_script, {}, tmp_path / "r.json")
+    assert got["argv"] == ["assemble", str(spec.layout.parts), "-o", str(spec.output), "--force"]
+
+
+def test_environment_capture_picks_relevant_variables() -> None:
+    env = {"PATH": "/p", "HOME": "/h", "EXTRA_DATA_DATA_ROOT": "/d", "BADPIX_X": "1"}
+    assert slurm.capture_environment(env) == (
+        ("PATH", "/p"), ("EXTRA_DATA_DATA_ROOT", "/d"), ("BADPIX_X", "1"))
+
+
+def test_dry_run_commands_submit_only_the_missing_units(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, Path("x"))
+    array, merge = slurm.sbatch_commands(spec, [0, 2])
+    assert array == ["sbatch", "--parsable", "--array=0,2", str(spec.layout.array_script)]
+    assert merge[-2:] == ["--dependency=afterok:<ARRAY_JOB_ID>", str(spec.layout.merge_script)]
+    (merge_only,) = slurm.sbatch_commands(spec, [])
+    assert merge_only == ["sbatch", "--parsable", str(spec.layout.merge_script)]
+
+
+# ------------------------------------------------------------------------------- partial sets
+def write_fake_partial(path: Path, unit: dict[str, object], fingerprint: str) -> None:
+    """Only the attributes :func:`partial_status` reads (a real partial is tested on SLURM)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "badpix-partial"
+        f.attrs["unit"] = json.dumps(unit)
+        f.attrs["fingerprint"] = fingerprint
+
+
+def test_scan_partials_finds_done_missing_and_stale(tmp_path: Path) -> None:
+    lay = JobLayout(tmp_path)
+    expected = {i: {"unit": {"module": i, "cells": [0, 1]}, "fingerprint": "abc"}
+                for i in range(5)}
+    write_fake_partial(lay.part(0), {"module": 0, "cells": [0, 1]}, "abc")   # valid
+    write_fake_partial(lay.part(1), {"module": 1, "cells": [0, 1]}, "OLD")   # other job
+    write_fake_partial(lay.part(2), {"module": 9, "cells": [0, 1]}, "abc")   # other unit
+    lay.part(3).write_bytes(b"not hdf5")                                     # corrupt
+    write_fake_partial(lay.part(7), {"module": 7, "cells": [0, 1]}, "abc")   # not planned
+    (lay.parts / ".unit-0004.h5.tmp.part").write_bytes(b"")                 # in-flight temp
+    scan = slurm.scan_partials(lay, expected)
+    assert scan.done == (0,)
+    assert scan.todo == (1, 2, 3, 4)
+    why = {p.name: w for p, w in scan.stale}
+    assert set(why) == {"unit-0001.h5", "unit-0002.h5", "unit-0003.h5", "unit-0007.h5"}
+    assert "fingerprint differs" in why["unit-0001.h5"]
+    assert "unit differs" in why["unit-0002.h5"]
+    assert "unreadable" in why["unit-0003.h5"]
+    assert "plan" in why["unit-0007.h5"]
+
+
+def test_scan_of_a_new_folder_runs_everything(tmp_path: Path) -> None:
+    scan = slurm.scan_partials(JobLayout(tmp_path / "new"), {0: {}, 1: {}})
+    assert (scan.done, scan.todo, scan.stale) == ((), (0, 1), ())
+
+
+def test_a_mask_file_is_not_a_partial(tmp_path: Path) -> None:
+    path = tmp_path / "m.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "badpix-mask"
+    assert "not a badpix partial" in str(slurm.partial_status(path, {}))
+
+
+# ---------------------------------------------------------------------------- failure report
+def test_failures_name_units_logs_and_log_tails(tmp_path: Path, fake_badpix: Path) -> None:
+    spec = make_spec(tmp_path, fake_badpix)
+    spec.layout.logs.mkdir(parents=True)
+    spec.layout.unit_log(1).write_text("".join(f"line {i}\n" for i in range(30)))
+    # no job ids SLURM knows: states come from the files alone, as after MinJobAge
+    sub = slurm.Submission("999999991", "999999992", (0, 1), 0.0)
+    found = slurm.failures(spec, sub, lambda i: i == 0, tail_lines=3)
+    assert [f.unit.index if f.unit else None for f in found] == [1, None]
+    text = slurm.format_failures(found)
+    assert f"unit 1 (module 0, cells 4:8): no valid partial written; log {spec.layout.unit_log(1)}"\
+        in text
+    assert "    | line 29" in text and "line 26" not in text
+    assert "merge job: not run (a unit failed)" in text
