@@ -495,6 +495,8 @@ def plot_mask(m: MaskHandle, out: Any, *, geometry_file: Any = None,
         per_cell = summarize(m)["per_cell"]
     if per_cell:
         axc.plot([r["cell"] for r in per_cell], [100 * r["fraction"] for r in per_cell], ".-")
+    axc.ticklabel_format(useOffset=False)
+    axc.set_title("bad fraction per memory cell", fontsize=9)
     axc.set_xlabel("memory cell", fontsize=8)
     axc.set_ylabel("bad %", fontsize=8)
     axc.tick_params(labelsize=7)

@@ -427,7 +427,8 @@ def merge_masks(
             prov.attrs.update(
                 badpix_version=__version__, command_line=command_line,
                 created=_now(), detector=first.detector, merged_from=json.dumps(sources),
-                cell_policy=policies.pop() if len(policies) == 1 else "merged",
+                # OR of "any" masks is again "any"; other policies do not commute with OR
+                cell_policy="any" if policies == {"any"} else "merged",
             )
             for i, h in enumerate(handles):
                 sg = prov.create_group(f"sources/{i}")
