@@ -289,7 +289,12 @@ def check_mask(m: MaskHandle) -> list[str]:
                             f"{(spec.n_modules, *spec.module_shape)}")
     except Exception as err:  # unknown detector name or broken config
         problems.append(f"detector {m.detector!r} unknown to badpix ({err})")
-    named = int(np.bitwise_or.reduce([0, *m.bits.values()])) if m.has("bit_names") else 0
+    # only the file's own names count here (m.bits is completed with the known EuXFEL names)
+    named = 0
+    if m.has("bit_names"):
+        for v in m.file["bit_names"].attrs.values():
+            if np.ndim(v) == 0 and np.issubdtype(np.asarray(v).dtype, np.integer):
+                named |= int(v)
     if not m.has("bit_names"):
         problems.append("/bit_names is missing")
     for name in ("mask", "mask_stacked", "mask_per_cell", "bits"):
@@ -399,8 +404,7 @@ def _detector_panel(ax: Any, geom: Any, cat: np.ndarray, colours: list[Any],
     from matplotlib.patches import Patch
 
     img, _ = geom.position_modules(cat.astype(np.float32))
-    cmap = ListedColormap([GOOD_COLOUR, *colours])
-    cmap.set_bad("white")
+    cmap = ListedColormap([GOOD_COLOUR, *colours]).with_extremes(bad="white")
     ax.imshow(np.ma.masked_invalid(img), cmap=cmap, vmin=-0.5, vmax=len(colours) + 0.5,
               interpolation="nearest", origin="lower")
     ax.set_xticks([])
