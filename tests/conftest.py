@@ -1,0 +1,89 @@
+"""Shared fixtures: small simulated dark-run sets, written once per test session.
+
+Every set is made by :func:`badpix.simulate.simulate_dark_set` (extra-data's mock writer plus
+injected pixel data), seeded, and small enough for the whole suite to stay fast on 2 cores.
+Each fixture returns a :class:`badpix.simulate.SimulatedSet`: ``.run_dirs`` (one per gain stage,
+high/medium/low), ``.truth_path`` (``truth.h5``: per-pixel class codes and expected bits, read
+with :func:`badpix.simulate.load_truth`), ``.plan`` (all parameters) and ``.detector_id``.
+Treat them as read-only: copy a run (``shutil.copytree``) before modifying it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from badpix.simulate import SimulatedSet, simulate_dark_set
+
+
+@pytest.fixture(scope="session")
+def agipd_dark_set(tmp_path_factory: pytest.TempPathFactory) -> SimulatedSet:
+    """AGIPD1M raw dark set: 3 runs (high, medium, low), adaptive gain mode (gainModeIndex 0).
+
+    Layout: ``<tmp>/agipd/raw/r0001`` (high), ``r0002`` (medium), ``r0003`` (low), files
+    ``RAW-R000N-AGIPD0M-S00000.h5`` for modules 0, 1, 2 plus ``RAW-R000N-AGIPD1MCTRL00-...``;
+    module 3 is absent (missing module), modules 4-15 are not simulated (also absent).
+    8 memory cells (0-7), 24 trains (10000-10023); module 1 misses 3 trains in every run
+    (``truth.missing_trains``). Planted per present module: hot, cold, noisy, stuck, telegraph,
+    gain-bit-error pixels, cosmic-like spikes in good pixels (``good_spiky``), and a dead ASIC
+    in module 0 (see ``badpix.simulate.DEFAULT_COUNTS``). Truth: ``<tmp>/agipd/truth.h5``.
+    """
+    out = tmp_path_factory.mktemp("sim") / "agipd"
+    return simulate_dark_set(out, detector="AGIPD1M", modules=4, cells=8, trains=24, seed=1)
+
+
+@pytest.fixture(scope="session")
+def agipd_proc_set(tmp_path_factory: pytest.TempPathFactory) -> SimulatedSet:
+    """AGIPD1M proc (corrected) dark set: float32 around 0, with NaN.
+
+    Layout: ``<tmp>/agipd_proc/proc/r0001`` .. ``r0003``, files ``CORR-R000N-AGIPD0M-S00000.h5``
+    with sources ``SPB_DET_AGIPD1M-1/CORR/<m>CH0:output`` (and the legacy ``/DET/...:xtdf``
+    names as soft links); no control device, so gain stages come from the order. Modules 0-2,
+    module 3 missing; 8 cells, 24 trains; module 1 misses 3 trains. Planted as in
+    ``agipd_dark_set`` except gain-bit errors, plus ``always_nan`` pixels and ``good_some_nan``
+    pixels (1-3 NaN frames, must not be flagged). Truth: ``<tmp>/agipd_proc/truth.h5``.
+    """
+    out = tmp_path_factory.mktemp("sim") / "agipd_proc"
+    return simulate_dark_set(out, detector="AGIPD1M", modules=4, cells=8, trains=24, seed=2,
+                             kind="proc")
+
+
+@pytest.fixture(scope="session")
+def agipd500k_dark_set(tmp_path_factory: pytest.TempPathFactory) -> SimulatedSet:
+    """AGIPD500K raw dark set in fixed gain mode (gainModeIndex 1/2/3 in the control device).
+
+    Layout: ``<tmp>/agipd500k/raw/r0001`` .. ``r0003`` (karabo id ``HED_DET_AGIPD500K2G``),
+    modules 0 and 1 present, no missing module, 4 cells, 12 trains; module 1 misses 2 trains.
+    The gain stage of each run is in the metadata, so the runs may be given in any order.
+    Truth: ``<tmp>/agipd500k/truth.h5``.
+    """
+    out = tmp_path_factory.mktemp("sim") / "agipd500k"
+    return simulate_dark_set(out, detector="AGIPD500K", modules=2, cells=4, trains=12, seed=3,
+                             gain_mode="fixed", missing_module=None, n_missing_trains=2)
+
+
+@pytest.fixture(scope="session")
+def agipd_proposal_root(tmp_path_factory: pytest.TempPathFactory) -> SimulatedSet:
+    """A tiny AGIPD1M raw set in the proposal layout, for ``PROPOSAL:RUN`` resolution.
+
+    Layout: ``<root>/SPB/202601/p900001/raw/r0001`` .. ``r0003``; use
+    ``monkeypatch.setenv("EXTRA_DATA_DATA_ROOT", str(sim.root))`` and ``900001:1``.
+    One module (0), 2 cells, 8 trains, no missing trains. Truth: ``<root>/truth.h5``.
+    """
+    out = tmp_path_factory.mktemp("sim") / "proposal_root"
+    return simulate_dark_set(out, detector="AGIPD1M", modules=1, cells=2, trains=8, seed=4,
+                             proposal=900001, n_missing_trains=0)
+
+
+@pytest.fixture()
+def run_copy(tmp_path: Path, agipd_dark_set: SimulatedSet) -> list[Path]:
+    """A private copy of the three ``agipd_dark_set`` runs, safe to damage in a test."""
+    import shutil
+
+    out = []
+    for run_dir in agipd_dark_set.run_dirs:
+        dest = tmp_path / run_dir.name
+        shutil.copytree(run_dir, dest, ignore=shutil.ignore_patterns("karabo_data_map.json"))
+        out.append(dest)
+    return out
