@@ -18,6 +18,7 @@ from badpix.exceptions import BadpixError
 
 # command name -> "module:attribute"; the order here is the order in ``badpix --help``.
 COMMANDS: dict[str, str] = {
+    "simulate": "badpix.cli.cmd_simulate:simulate",
     "inspect": "badpix.cli.cmd_inspect:inspect_mask",
     "diff": "badpix.cli.cmd_tools:diff",
     "merge": "badpix.cli.cmd_tools:merge",
