@@ -500,11 +500,25 @@ def _decoded(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class PartialScan:
-    """The state of a job folder's ``parts/``: reusable units, units to run, foreign files."""
+    """The state of a job folder's ``parts/`` against the plan.
+
+    Attributes
+    ----------
+    done : tuple of int
+        Units whose partial is valid: not submitted again.
+    todo : tuple of int
+        Units to run: no partial, or an invalid one (``invalid``), which the task replaces.
+    invalid : tuple of (Path, str)
+        Partials of planned units that cannot be reused, and why.
+    foreign : tuple of Path
+        ``*.h5`` files in ``parts/`` that are no unit of this plan (an earlier job with
+        another plan). ``assemble`` reads the whole folder, so they must go before it runs.
+    """
 
     done: tuple[int, ...]
     todo: tuple[int, ...]
-    stale: tuple[tuple[Path, str], ...]  # (file, why): files assemble would trip over
+    invalid: tuple[tuple[Path, str], ...]
+    foreign: tuple[Path, ...]
 
 
 def scan_partials(
@@ -522,11 +536,8 @@ def scan_partials(
     Returns
     -------
     PartialScan
-        ``done``: units whose partial is valid; ``todo``: the others; ``stale``: files in
-        ``parts/`` that are invalid or belong to no unit of this plan (``assemble`` reads the
-        whole folder, so they must be replaced or removed before it runs).
     """
-    done, todo, stale = [], [], []
+    done, todo, invalid = [], [], []
     for index, attrs in sorted(expected.items()):
         why = partial_status(layout.part(index), attrs)
         if why is None:
@@ -534,13 +545,12 @@ def scan_partials(
         else:
             todo.append(index)
             if why != "missing":
-                stale.append((layout.part(index), why))
+                invalid.append((layout.part(index), why))
     planned = {layout.part(i).name for i in expected}
+    foreign = []
     if layout.parts.is_dir():
-        for path in sorted(layout.parts.glob("*.h5")):
-            if path.name not in planned:
-                stale.append((path, "not a unit of this job's plan"))
-    return PartialScan(tuple(done), tuple(todo), tuple(stale))
+        foreign = [p for p in sorted(layout.parts.glob("*.h5")) if p.name not in planned]
+    return PartialScan(tuple(done), tuple(todo), tuple(invalid), tuple(foreign))
 
 
 # --------------------------------------------------------------------------------- submission

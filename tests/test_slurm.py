@@ -243,17 +243,17 @@ def test_scan_partials_finds_done_missing_and_stale(tmp_path: Path) -> None:
     scan = slurm.scan_partials(lay, expected)
     assert scan.done == (0,)
     assert scan.todo == (1, 2, 3, 4)
-    why = {p.name: w for p, w in scan.stale}
-    assert set(why) == {"unit-0001.h5", "unit-0002.h5", "unit-0003.h5", "unit-0007.h5"}
+    why = {p.name: w for p, w in scan.invalid}
+    assert set(why) == {"unit-0001.h5", "unit-0002.h5", "unit-0003.h5"}
     assert "fingerprint differs" in why["unit-0001.h5"]
     assert "unit differs" in why["unit-0002.h5"]
     assert "unreadable" in why["unit-0003.h5"]
-    assert "plan" in why["unit-0007.h5"]
+    assert scan.foreign == (lay.part(7),)
 
 
 def test_scan_of_a_new_folder_runs_everything(tmp_path: Path) -> None:
     scan = slurm.scan_partials(JobLayout(tmp_path / "new"), {0: {}, 1: {}})
-    assert (scan.done, scan.todo, scan.stale) == ((), (0, 1), ())
+    assert (scan.done, scan.todo, scan.invalid, scan.foreign) == ((), (0, 1), (), ())
 
 
 def test_a_mask_file_is_not_a_partial(tmp_path: Path) -> None:
