@@ -12,8 +12,10 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr int kElementalStarts = 24;       // exact fits through random minimal subsets
-constexpr std::size_t kScoreSample = 512;  // starts are ranked on at most this many points
+constexpr std::size_t kScoreSample = 256;  // starts are ranked on at most this many points
 constexpr int kRefinedStarts = 2;          // best starts refined by concentration steps
+constexpr std::size_t kFitSample = 1024;   // FLkOS + MSSE on at most this many points (regular
+                                           // subsample); the inlier refits always use all points
 
 using Beta = std::array<double, 3>;
 
@@ -73,18 +75,27 @@ double kth_abs_residual(const Model& m, const Beta& b, std::size_t step, double 
     return a[k];
 }
 
-// One FLkOS concentration step: least squares on the residual ranks [kc, k).
-bool concentrate(const Model& m, Beta* b, std::size_t k, std::size_t kc, LinearScratch& s) {
+// One FLkOS concentration step: least squares on the residual ranks [kc, k). The rank bounds are
+// found by nth_element on a copy of the values (a direct selection is several times faster than
+// selecting indices through a comparator); ties at a bound may add a few points.
+bool concentrate(const Model& m, Beta* b, std::size_t k, std::size_t kc, LinearScratch& s,
+                 double* objective) {
     s.r.resize(m.n);
-    s.idx.resize(m.n);
-    for (std::size_t i = 0; i < m.n; ++i) {
-        s.r[i] = std::fabs(m.resid(*b, i));
-        s.idx[i] = static_cast<std::uint32_t>(i);
+    for (std::size_t i = 0; i < m.n; ++i) s.r[i] = std::fabs(m.resid(*b, i));
+    s.a.assign(s.r.begin(), s.r.end());
+    std::nth_element(s.a.begin(), s.a.begin() + (k - 1), s.a.end());
+    const double hi = s.a[k - 1];
+    *objective = hi;  // the LkOS objective of the input model
+    double lo = -1.0;
+    if (kc > 0) {
+        std::nth_element(s.a.begin(), s.a.begin() + kc, s.a.begin() + (k - 1));
+        lo = s.a[kc];
     }
-    auto by_r = [&s](std::uint32_t x, std::uint32_t y) { return s.r[x] < s.r[y]; };
-    std::nth_element(s.idx.begin(), s.idx.begin() + (k - 1), s.idx.end(), by_r);
-    if (kc > 0) std::nth_element(s.idx.begin(), s.idx.begin() + kc, s.idx.begin() + k, by_r);
-    return least_squares(m, s.idx.data() + kc, k - kc, b);
+    s.idx.resize(m.n);
+    std::size_t c = 0;
+    for (std::size_t i = 0; i < m.n; ++i)
+        if (s.r[i] <= hi && s.r[i] >= lo) s.idx[c++] = static_cast<std::uint32_t>(i);
+    return least_squares(m, s.idx.data(), c, b);
 }
 
 // MSSE on |residuals| sorted ascending with np fitted parameters; uncorrected sigma.
@@ -123,28 +134,43 @@ LinearFit fit_linear(const double* u, const double* v, const double* z, std::siz
     const int np = v ? 3 : 2;
     LinearFit bad{{kNaN, kNaN, kNaN}, kNaN, 0, false};
     if (n < static_cast<std::size_t>(np) + 2) return bad;
-    const Model m{u, v, z, n, np};
+    const Model full{u, v, z, n, np};
+    // Large inputs (background windows): search on a regular subsample, refit on everything.
+    const std::size_t sub_step = (n + kFitSample - 1) / kFitSample;
+    Model m = full;
+    if (sub_step > 1) {
+        s.su.clear();
+        s.sv.clear();
+        s.sz.clear();
+        for (std::size_t i = 0; i < n; i += sub_step) {
+            s.su.push_back(u[i]);
+            if (v) s.sv.push_back(v[i]);
+            s.sz.push_back(z[i]);
+        }
+        m = Model{s.su.data(), v ? s.sv.data() : nullptr, s.sz.data(), s.sz.size(), np};
+    }
     const FitConstants consts(p);
+    const std::size_t ns = m.n;
     const std::size_t k =
-        std::min(n, std::max<std::size_t>(np + 1, static_cast<std::size_t>(p.likely_ratio * n)));
-    std::size_t kc = static_cast<std::size_t>(p.certain_ratio * n);
+        std::min(ns, std::max<std::size_t>(np + 1, static_cast<std::size_t>(p.likely_ratio * ns)));
+    std::size_t kc = static_cast<std::size_t>(p.certain_ratio * ns);
     if (kc + static_cast<std::size_t>(np) > k) kc = k - np;  // keep >= np points in the band
-    const std::size_t step = std::max<std::size_t>(1, n / kScoreSample);
+    const std::size_t step = std::max<std::size_t>(1, ns / kScoreSample);
 
     // Candidate starts: least squares on everything, a flat model at the median, exact fits
     // through pseudo-random minimal subsets (a fixed generator: results are reproducible).
     std::vector<std::pair<double, Beta>> cands;
     Beta b{};
-    s.idx.resize(n);
-    for (std::size_t i = 0; i < n; ++i) s.idx[i] = static_cast<std::uint32_t>(i);
-    if (least_squares(m, s.idx.data(), n, &b)) cands.push_back({0.0, b});
-    s.a.assign(z, z + n);
-    std::nth_element(s.a.begin(), s.a.begin() + n / 2, s.a.end());
-    cands.push_back({0.0, Beta{0.0, 0.0, s.a[n / 2]}});
-    std::uint64_t state = 0x9E3779B97F4A7C15ull ^ n;
-    auto next = [&state, n]() {
+    s.idx.resize(ns);
+    for (std::size_t i = 0; i < ns; ++i) s.idx[i] = static_cast<std::uint32_t>(i);
+    if (least_squares(m, s.idx.data(), ns, &b)) cands.push_back({0.0, b});
+    s.a.assign(m.z, m.z + ns);
+    std::nth_element(s.a.begin(), s.a.begin() + ns / 2, s.a.end());
+    cands.push_back({0.0, Beta{0.0, 0.0, s.a[ns / 2]}});
+    std::uint64_t state = 0x9E3779B97F4A7C15ull ^ ns;
+    auto next = [&state, ns]() {
         state = state * 6364136223846793005ull + 1442695040888963407ull;
-        return static_cast<std::uint32_t>((state >> 33) % n);
+        return static_cast<std::uint32_t>((state >> 33) % ns);
     };
     for (int e = 0; e < kElementalStarts; ++e) {
         std::uint32_t pick[3];
@@ -159,17 +185,27 @@ LinearFit fit_linear(const double* u, const double* v, const double* z, std::siz
     Beta best{};
     const int iters = std::max(1, p.opt_iters);
     for (int c = 0; c < std::min<int>(kRefinedStarts, static_cast<int>(cands.size())); ++c) {
+        // The ring band [kc, k) can cycle instead of converging: keep the model with the best
+        // LkOS objective and stop after two steps without improvement.
         Beta cur = cands[c].second;
-        for (int it = 0; it < iters; ++it) {
+        int stall = 0;
+        for (int it = 0; it < iters && stall < 2; ++it) {
             Beta nb = cur;
-            if (!concentrate(m, &nb, k, kc, s)) break;
-            const bool same = nb == cur;
+            double obj;
+            const bool ok = concentrate(m, &nb, k, kc, s, &obj);
+            if (obj < best_score * (1.0 - 1e-12)) {
+                best_score = obj;
+                best = cur;
+                stall = 0;
+            } else {
+                ++stall;
+            }
+            if (!ok) break;
             cur = nb;
-            if (same) break;
         }
-        const double score = kth_abs_residual(m, cur, 1, p.likely_ratio, s.a);
-        if (score < best_score) {
-            best_score = score;
+        const double obj = kth_abs_residual(m, cur, 1, p.likely_ratio, s.a);
+        if (obj < best_score) {
+            best_score = obj;
             best = cur;
         }
     }
@@ -183,17 +219,18 @@ LinearFit fit_linear(const double* u, const double* v, const double* z, std::siz
     for (int pass = 0; pass < 2; ++pass) {
         sorted_abs_residuals(m, cur, s.a);
         sigma = msse_abs(s.a, k, lam, p.min_residual, np) / consts.msse_corr;
-        const std::size_t c = inliers(m, cur, std::max(lam * sigma, p.min_residual), s);
+        const std::size_t c = inliers(full, cur, std::max(lam * sigma, p.min_residual), s);
         Beta nb = cur;
-        if (c < static_cast<std::size_t>(np) + 1 || !least_squares(m, s.idx.data(), c, &nb)) break;
+        if (c < static_cast<std::size_t>(np) + 1 || !least_squares(full, s.idx.data(), c, &nb)) break;
         if (kth_abs_residual(m, nb, 1, p.likely_ratio, s.a) > 1.5 * best_score + 1e-300) break;
         cur = nb;
     }
+    const Model& m_final = full;
     // Final scale from the lambda-sigma window, corrected for the truncation at lambda.
-    const std::size_t c = inliers(m, cur, std::max(lam * sigma, p.min_residual), s);
+    const std::size_t c = inliers(m_final, cur, std::max(lam * sigma, p.min_residual), s);
     double ss = 0.0;
     for (std::size_t t = 0; t < c; ++t) {
-        const double r = m.resid(cur, s.idx[t]);
+        const double r = m_final.resid(cur, s.idx[t]);
         ss += r * r;
     }
     double sd = sigma;

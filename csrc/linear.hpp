@@ -19,7 +19,7 @@ struct LinearFit {
 
 // Reusable buffers so repeated fits (background windows) do not reallocate.
 struct LinearScratch {
-    std::vector<double> r, a;
+    std::vector<double> r, a, su, sv, sz;
     std::vector<std::uint32_t> idx;
 };
 
