@@ -13,8 +13,10 @@
 namespace badpix {
 namespace {
 
-// Weight of a window's estimate at a pixel that is an outlier of that window's model (1 for
-// inliers): near an ASIC step only the windows on the pixel's own side count, so steps stay sharp.
+// Smallest relative weight of a window's estimate at a pixel whose 3x3 neighbourhood are outliers
+// of that window's model (weight = inlier fraction squared): near an ASIC step only the windows on
+// the pixel's own side count. Estimates are also weighted by 1/std^2 of their window, which
+// down-weights windows straddling a step.
 constexpr double kOutlierWeight = 1e-3;
 
 // Window starts along one axis of length L for window w and grid offset s: a window at 0 covers the
@@ -34,6 +36,7 @@ struct Win {
 struct BgScratch {
     std::vector<double> u, v, z, sw, swm, sws;
     std::vector<std::uint32_t> pix;
+    std::vector<std::uint8_t> flag;
     LinearScratch lin;
     SeriesBuffers buf;
 };
@@ -102,14 +105,37 @@ void fit_background(const double* image, const std::uint8_t* mask, std::size_t r
             sd = f.std;
         }
         const double thr = std::max(lam * sd, p.min_residual);
-        for (std::size_t r = w.r0; r < w.r0 + wr; ++r)
-            for (std::size_t c = w.c0; c < w.c0 + wc; ++c) {
-                const std::size_t q = r * cols + c;
-                const double model = b0 * (static_cast<double>(r) - rc) + b1 * (static_cast<double>(c) - cc) + b2;
+        // Inverse-variance weights: a window straddling an ASIC step has an inflated scale.
+        const double wvar = 1.0 / std::max(sd * sd, 1e-300);
+        auto model_at = [&](std::size_t r, std::size_t c) {
+            return b0 * (static_cast<double>(r) - rc) + b1 * (static_cast<double>(c) - cc) + b2;
+        };
+        // 1 = usable inlier, 0 = usable outlier, 2 = not usable (masked / non-finite).
+        s.flag.resize(wr * wc);
+        for (std::size_t r = 0; r < wr; ++r)
+            for (std::size_t c = 0; c < wc; ++c) {
+                const std::size_t q = (w.r0 + r) * cols + (w.c0 + c);
                 const bool usable = !(mask && mask[q]) && std::isfinite(image[q]);
-                const double wt = (usable && std::fabs(image[q] - model) > thr) ? kOutlierWeight : 1.0;
+                s.flag[r * wc + c] = !usable ? 2 : (std::fabs(image[q] - model_at(w.r0 + r, w.c0 + c)) <= thr);
+            }
+        for (std::size_t r = 0; r < wr; ++r)
+            for (std::size_t c = 0; c < wc; ++c) {
+                // Does this window's model describe the pixel's 3x3 neighbourhood? (A bad pixel
+                // is an outlier everywhere; its neighbours tell which side of a step it is on.)
+                int inl = 0, use = 0;
+                for (std::size_t rr = r ? r - 1 : 0; rr <= std::min(r + 1, wr - 1); ++rr)
+                    for (std::size_t c2 = c ? c - 1 : 0; c2 <= std::min(c + 1, wc - 1); ++c2) {
+                        const std::uint8_t f = s.flag[rr * wc + c2];
+                        if (f != 2) {
+                            ++use;
+                            inl += f;
+                        }
+                    }
+                const double frac = use ? static_cast<double>(inl) / use : 1.0;
+                const double wt = wvar * std::max(kOutlierWeight, frac * frac);
+                const std::size_t q = (w.r0 + r) * cols + (w.c0 + c);
                 s.sw[q] += wt;
-                s.swm[q] += wt * model;
+                s.swm[q] += wt * model_at(w.r0 + r, w.c0 + c);
                 s.sws[q] += wt * sd;
             }
     });
