@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,9 +86,9 @@ class Thresholds:
         Flag a pixel whose offset (noise) score exceeds this in magnitude. Default 5.
     inlier_snr : float
         NON_GAUSSIAN needs an inlier score above this (default 5) ...
-    non_gaussian_fraction : float
-        ... and at least this fraction of frames outside the Gaussian (default 0.1), so a pixel
-        with a few cosmic-ray frames is never flagged.
+    inlier_fraction_min : float
+        ... and an inlier fraction below this (default 0.9: at least 10 % of the frames off the
+        Gaussian), so a pixel with a few cosmic-ray frames is never flagged.
     gain_separation_sigma : float
         GAIN_THRESHOLDING_ERROR below this separation of neighbouring stages (default 5; 0 = off).
     asic_noise_ratio : float
@@ -98,7 +99,8 @@ class Thresholds:
     min_valid_samples : int
         Fewer valid frames → NO_DARK_DATA, no fit (default 16).
     offset_hard, noise_hard : dict of gain stage → (low, high)
-        Optional absolute limits per gain stage (pycalibration style); empty = none.
+        Optional absolute limits per gain stage for raw data (pycalibration style); empty =
+        none. In a config table they are written ``offset_hard_<stage> = [low, high]``.
     asic_edges : bool
         Set NON_STANDARD_SIZE on the double-size pixels at ASIC seams (default False).
     """
@@ -106,7 +108,7 @@ class Thresholds:
     offset_snr: float = 5.0
     noise_snr: float = 5.0
     inlier_snr: float = 5.0
-    non_gaussian_fraction: float = 0.1
+    inlier_fraction_min: float = 0.9
     gain_separation_sigma: float = 5.0
     asic_noise_ratio: float = 1.5
     asic_offset_snr: float = 10.0
@@ -125,22 +127,33 @@ class Thresholds:
         """
         merged = dict(config or {})
         merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
-        names = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(merged) - set(names))
-        if unknown:
-            raise ConfigError(
-                f"unknown threshold {unknown[0]!r}; known: {', '.join(sorted(names))}"
-            )
-        values: dict[str, Any] = {}
+        names = {f.name for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {"offset_hard": {}, "noise_hard": {}}
         for key, raw in merged.items():
-            values[key] = _convert(key, raw)
+            hard = re.fullmatch(r"(offset|noise)_hard_(\w+)", key)
+            if hard:  # offset_hard_high = [lo, hi]
+                pair = _convert(f"{hard[1]}_hard", {hard[2]: raw})
+                values[f"{hard[1]}_hard"].update(pair)
+            elif key in names:
+                converted = _convert(key, raw)
+                if key in ("offset_hard", "noise_hard"):
+                    values[key].update(converted)
+                else:
+                    values[key] = converted
+            else:
+                known = ", ".join(sorted(names - {"offset_hard", "noise_hard"}))
+                raise ConfigError(
+                    f"unknown threshold {key!r}; known: {known}, offset_hard_<stage>, "
+                    "noise_hard_<stage>"
+                )
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (stored in the mask file's provenance)."""
         d = dataclasses.asdict(self)
         for key in ("offset_hard", "noise_hard"):
-            d[key] = {g: list(v) for g, v in d[key].items()}
+            for gain, pair in d.pop(key).items():
+                d[f"{key}_{gain}"] = list(pair)
         return d
 
 
@@ -173,7 +186,7 @@ def _convert(key: str, raw: Any) -> Any:
         raise fail("expected a number") from None
     if key == "min_valid_samples" and value < 2:
         raise fail("need at least 2")
-    if key == "non_gaussian_fraction" and not 0 <= value <= 1:
+    if key == "inlier_fraction_min" and not 0 <= value <= 1:
         raise fail("expected a fraction between 0 and 1")
     if key == "asic_noise_ratio" and value != 0 and value <= 1:
         raise fail("expected a ratio above 1, or 0 to switch it off")
@@ -190,6 +203,7 @@ def apply_thresholds(
     *,
     gain_stages: Sequence[str] = (),
     asic_shape: tuple[int, int] | None = None,
+    raw: bool = True,
 ) -> np.ndarray:
     """Cut scores and statistics into bits. Pure: no I/O, no fitting.
 
@@ -205,6 +219,12 @@ def apply_thresholds(
         Names of the G stages (for the hard limits).
     asic_shape : (int, int), optional
         ASIC size in pixels (for ``asic_edges``).
+    raw : bool, optional
+        Raw ADU data: the hard limits apply (they mean nothing for corrected data).
+
+    Too few valid samples is NO_DARK_DATA when the whole cell lacks frames (missing trains or
+    cells) and OFFSET_NOISE_EVAL_ERROR when the frames exist but the pixel's values do not
+    (proc NaN) or the fit failed.
 
     Returns
     -------
@@ -226,10 +246,13 @@ def apply_thresholds(
         bits[np.broadcast_to(cond, bits.shape)] |= np.uint32(bit)
 
     with np.errstate(invalid="ignore"):
-        no_data = stats["n_valid"] < t.min_valid_samples
+        n_valid = np.asarray(stats["n_valid"])
+        too_few = n_valid < t.min_valid_samples
+        cell_frames = n_valid.max(axis=(-2, -1), keepdims=True)  # frames the cell had
+        no_data = too_few & (cell_frames < t.min_valid_samples)
         flag(no_data, BadPixel.NO_DARK_DATA)
         finite = np.isfinite(offset) & np.isfinite(noise)
-        flag(~no_data & ~finite, BadPixel.OFFSET_NOISE_EVAL_ERROR)
+        flag(~no_data & (too_few | ~finite), BadPixel.OFFSET_NOISE_EVAL_ERROR)
         flag((noise <= 0) | (stats.get("noise_std", noise) <= 0), BadPixel.DATA_STD_IS_ZERO)
         for name, cut, bit in (
             ("offset", t.offset_snr, BadPixel.OFFSET_OUT_OF_THRESHOLD),
@@ -242,12 +265,12 @@ def apply_thresholds(
             (t.noise_hard, noise, BadPixel.NOISE_OUT_OF_THRESHOLD),
         ):
             for g, gain in enumerate(gain_stages):
-                if gain in hard:
+                if raw and gain in hard:
                     lo, hi = hard[gain]
                     bits[g][(values[g] < lo) | (values[g] > hi)] |= np.uint32(bit)
         if "inlier" in scores and t.inlier_snr > 0:
-            outliers = 1.0 - stats["inlier_fraction"]
-            cond = (scores["inlier"] > t.inlier_snr) & (outliers >= t.non_gaussian_fraction)
+            low = stats["inlier_fraction"] < t.inlier_fraction_min
+            cond = (scores["inlier"] > t.inlier_snr) & low
             flag(cond, BadPixel.NON_GAUSSIAN)
         if "gain" in scores and t.gain_separation_sigma > 0:
             flag(scores["gain"] < t.gain_separation_sigma, BadPixel.GAIN_THRESHOLDING_ERROR)

@@ -1,0 +1,322 @@
+"""Plan and run ``badpix make-mask``: work units, one process, partials and assembly.
+
+A :class:`WorkUnit` is one module and a block of memory cells. Everything a unit's bits depend
+on lies inside the unit (population fits are per gain stage, cell and ASIC of one module), so the
+units can run in any order, in one process (:func:`make_mask`) or as separate SLURM tasks
+(:func:`write_partial`, then :func:`assemble`), and give the same file.
+
+Memory: :func:`plan_units` sizes cell blocks so that one unit fits in ``max_memory`` bytes
+(default :data:`DEFAULT_MAX_MEMORY` = 4 GiB). Per memory cell a unit holds one gain run's frames
+at a time (``n_trains x frame bytes``: 256 KiB per AGIPD raw frame) plus, for all gain
+stages, the statistics, scores, bits and the population fit's temporaries
+(:data:`_WORK_ARRAYS` float32 per pixel per stage); a fixed :data:`_OVERHEAD` covers the read
+buffer and the interpreter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from badpix import crystfel
+from badpix.atomic import atomic_output
+from badpix.classify import BadPixel, CellPolicy, Thresholds, apply_thresholds
+from badpix.exceptions import ConfigError
+from badpix.maskfile import GAIN_STAT_NAMES, STAT_NAMES, MaskLayout, MaskWriter
+from badpix.population import compute_scores
+from badpix.read import bytes_per_frame, read_block
+from badpix.runs import DarkSet
+from badpix.stats import StatsParams, dark_stats, stack_stats
+
+DEFAULT_MAX_MEMORY = 4 << 30
+_OVERHEAD = 512 << 20
+_WORK_ARRAYS = 32
+#: all bits badpix sets: the ``mask_bad`` of the CrystFEL lines
+BAD_BITS = int(np.bitwise_or.reduce([int(b) for b in BadPixel]))
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """One module and a block of memory-cell IDs (increasing)."""
+
+    module: int
+    cell_ids: tuple[int, ...]
+
+    @property
+    def cells(self) -> str:
+        """The block as a ``--cells`` value: ``"A:B"`` (B exclusive) or ``"1,5,9"``."""
+        c = self.cell_ids
+        if list(c) == list(range(c[0], c[-1] + 1)):
+            return f"{c[0]}:{c[-1] + 1}"
+        return ",".join(map(str, c))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"module": self.module, "cells": list(self.cell_ids)}
+
+    def __str__(self) -> str:
+        return f"module {self.module} cells {self.cells}"
+
+
+@dataclass(frozen=True)
+class MaskOptions:
+    """Everything besides the runs that decides the bits (part of the fingerprint)."""
+
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    stats_params: StatsParams = field(default_factory=StatsParams)
+    cell_policy: CellPolicy = field(default_factory=CellPolicy)
+    max_memory: int = DEFAULT_MAX_MEMORY
+    n_threads: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "thresholds": self.thresholds.to_dict(),
+            "stats": self.stats_params.__dict__,
+            "cell_policy": self.cell_policy.text,
+        }
+
+
+@dataclass
+class UnitResult:
+    """Bits, statistics and scores of one unit; arrays ``(G, n_cells, ss, fs)``."""
+
+    unit: WorkUnit
+    bits: np.ndarray
+    stats: dict[str, np.ndarray]
+    scores: dict[str, np.ndarray]
+
+
+# ---------------------------------------------------------------------------------- planning
+def bytes_per_cell(dark_set: DarkSet) -> int:
+    """Peak bytes one memory cell of a unit needs (see the module docstring)."""
+    spec = dark_set.spec
+    frames = max(r.train_ids.size for r in dark_set.runs)
+    pixels = spec.module_shape[0] * spec.module_shape[1]
+    work = len(dark_set.runs) * pixels * 4 * _WORK_ARRAYS
+    return frames * bytes_per_frame(spec, dark_set.kind) + work
+
+
+def plan_units(dark_set: DarkSet, max_memory: int = DEFAULT_MAX_MEMORY) -> list[WorkUnit]:
+    """Split the job into units: each present module in cell blocks that fit ``max_memory``.
+
+    Blocks of one module have equal sizes (within one cell), in increasing cell order.
+    """
+    per_cell = bytes_per_cell(dark_set)
+    fit = (max_memory - _OVERHEAD) // per_cell
+    if fit < 1:
+        need = (_OVERHEAD + per_cell) / 2**30
+        raise ConfigError(
+            f"--max-memory {max_memory / 2**30:.2f} GiB is too small: one memory cell needs "
+            f"{need:.2f} GiB (use --max-trains to read fewer trains)"
+        )
+    cells = [int(c) for c in dark_set.cell_ids]
+    n_blocks = math.ceil(len(cells) / fit)
+    blocks = [b.tolist() for b in np.array_split(cells, n_blocks)]
+    return [WorkUnit(m, tuple(b)) for m in dark_set.modules for b in blocks]
+
+
+def gain_check(dark_set: DarkSet) -> bool:
+    """Whether the gain-separation test applies: raw adaptive data with a digital channel."""
+    return (
+        dark_set.kind == "raw"
+        and dark_set.spec.gain_encoding == "digital_channel"
+        and len(dark_set.runs) > 1
+        and all(r.gain_mode != "fixed" for r in dark_set.runs)
+    )
+
+
+def mask_layout(dark_set: DarkSet) -> MaskLayout:
+    spec = dark_set.spec
+    has_digital = dark_set.kind == "raw" and spec.gain_encoding != "none"
+    scores = ("offset", "noise", "inlier", *(("gain",) if gain_check(dark_set) else ()))
+    return MaskLayout(
+        detector=spec.name,
+        n_modules=spec.n_modules,
+        module_shape=tuple(spec.module_shape),
+        cells=tuple(int(c) for c in dark_set.cell_ids),
+        gain_stages=tuple(dark_set.gain_stages),
+        stat_names=STAT_NAMES + (GAIN_STAT_NAMES if has_digital else ()),
+        score_names=(*scores, "asic_offset", "asic_noise"),
+        detector_id=dark_set.detector_id,
+    )
+
+
+# ----------------------------------------------------------------------------------- running
+def run_unit(dark_set: DarkSet, unit: WorkUnit, options: MaskOptions) -> UnitResult:
+    """Read each gain run's block of ``unit``, compute statistics, scores and bits."""
+    spec = dark_set.spec
+    per_gain = []
+    for run in dark_set.runs:  # one run's frames in memory at a time
+        block = read_block(run, unit.module, list(unit.cell_ids), dark_set.max_trains)
+        per_gain.append(dark_stats(block, options.stats_params, options.n_threads))
+        del block
+    stats = stack_stats(per_gain)
+    scores = compute_scores(
+        stats, tuple(spec.asic_shape), gain_check=gain_check(dark_set), n_threads=options.n_threads
+    )
+    bits = apply_thresholds(
+        scores,
+        stats,
+        options.thresholds,
+        gain_stages=dark_set.gain_stages,
+        asic_shape=tuple(spec.asic_shape),
+        raw=dark_set.kind == "raw",
+    )
+    return UnitResult(unit, bits, stats, scores)
+
+
+def _write(writer: MaskWriter, dark_set: DarkSet, result: UnitResult) -> None:
+    module_axis = result.unit.module - dark_set.spec.first_module
+    writer.write_unit(module_axis, result.unit.cell_ids, result.bits, result.stats, result.scores)
+
+
+def provenance(dark_set: DarkSet, options: MaskOptions, command_line: str = "") -> dict[str, Any]:
+    """The ``/provenance`` attributes (without timing and host)."""
+    return {
+        "command_line": command_line,
+        "detector": dark_set.spec.name,
+        "detector_id": dark_set.detector_id,
+        "runs": [
+            {
+                "path": str(r.path),
+                "gain_stage": r.gain_stage,
+                "gain_stage_from": r.gain_stage_from,
+                "gain_mode": r.gain_mode,
+                "kind": r.kind,
+            }
+            for r in dark_set.runs
+        ],
+        "trains": {
+            r.gain_stage: {
+                "first": int(r.train_ids[0]),
+                "last": int(r.train_ids[-1]),
+                "count": int(r.train_ids.size),
+            }
+            for r in dark_set.runs
+        },
+        "thresholds": options.thresholds.to_dict(),
+        "stats_params": options.stats_params.__dict__,
+        "config": dark_set.spec.config_text,
+        "cell_policy": options.cell_policy.text,
+        "modules": dark_set.modules,
+        "missing_modules": dark_set.missing_modules,
+    }
+
+
+def geometry_lines(out: str | Path) -> str:
+    """CrystFEL lines for the mask file at ``out`` (VDS layout; stacked as a comment)."""
+    path = Path(out).resolve()
+    vds = crystfel.mask_geometry_lines(path, layout="vds", bad_bits=BAD_BITS)
+    stacked = crystfel.mask_geometry_lines(path, layout="stacked", bad_bits=BAD_BITS)
+    alt = [f"; {ln}" if not ln.startswith(";") else ln for ln in stacked]
+    return "\n".join([*vds, "; for the stacked 2-D layout use instead:", *alt]) + "\n"
+
+
+def make_mask(
+    dark_set: DarkSet,
+    out: str | Path,
+    options: MaskOptions | None = None,
+    *,
+    force: bool = False,
+    command_line: str = "",
+    progress: Callable[[Iterable[WorkUnit]], Iterable[WorkUnit]] | None = None,
+) -> Path:
+    """Compute the mask of ``dark_set`` in this process and write it atomically to ``out``.
+
+    ``progress`` wraps the iterable of units (e.g. a tqdm bar). An exception or Ctrl-C anywhere
+    leaves no output file behind.
+    """
+    options = options or MaskOptions()
+    units = plan_units(dark_set, options.max_memory)
+    lines = geometry_lines(out)
+    layout = mask_layout(dark_set)
+    with (
+        atomic_output(out, force=force) as tmp,
+        MaskWriter(tmp, layout, cell_policy=options.cell_policy) as writer,
+    ):
+        for unit in progress(units) if progress else units:
+            _write(writer, dark_set, run_unit(dark_set, unit, options))
+        writer.finish(
+            provenance=provenance(dark_set, options, command_line),
+            train_ids={r.gain_stage: r.train_ids for r in dark_set.runs},
+            geometry_lines=lines,
+        )
+    return Path(out)
+
+
+# ---------------------------------------------------------------------------------- partials
+def job_plan(dark_set: DarkSet, options: MaskOptions) -> dict[str, Any]:
+    """What the whole job covers: modules, cell IDs and the planned units."""
+    return {
+        "modules": list(dark_set.modules),
+        "missing_modules": list(dark_set.missing_modules),
+        "cells": [int(c) for c in dark_set.cell_ids],
+        "first_module": dark_set.spec.first_module,
+        "units": [u.to_json() for u in plan_units(dark_set, options.max_memory)],
+    }
+
+
+def fingerprint(dark_set: DarkSet, options: MaskOptions) -> str:
+    """Hash of the inputs (runs, train IDs, detector, cells) and of the options."""
+    h = hashlib.sha256()
+    h.update(json.dumps(options.to_json(), sort_keys=True).encode())
+    h.update(f"{dark_set.spec.name}|{dark_set.detector_id}|{dark_set.kind}".encode())
+    for r in dark_set.runs:
+        h.update(f"|{Path(r.path).resolve()}|{r.gain_stage}|".encode())
+        h.update(np.ascontiguousarray(r.train_ids, np.uint64).tobytes())
+    h.update(np.ascontiguousarray(dark_set.cell_ids, np.uint16).tobytes())
+    return h.hexdigest()[:32]
+
+
+def write_partial(
+    dark_set: DarkSet,
+    unit: WorkUnit,
+    out: str | Path,
+    options: MaskOptions | None = None,
+    *,
+    force: bool = False,
+    command_line: str = "",
+) -> Path:
+    """Compute one unit of the job described by ``dark_set`` and write it as a partial result."""
+    options = options or MaskOptions()
+    if unit.module not in dark_set.modules:
+        raise ConfigError(f"module {unit.module} has no data in every run; nothing to compute")
+    missing = set(unit.cell_ids) - {int(c) for c in dark_set.cell_ids}
+    if missing:
+        raise ConfigError(f"cells {sorted(missing)} are not in the runs")
+    partial = {
+        "unit": unit.to_json(),
+        "plan": job_plan(dark_set, options),
+        "fingerprint": fingerprint(dark_set, options),
+    }
+    with (
+        atomic_output(out, force=force) as tmp,
+        MaskWriter(
+            tmp, mask_layout(dark_set), cell_policy=options.cell_policy, partial=partial
+        ) as writer,
+    ):
+        _write(writer, dark_set, run_unit(dark_set, unit, options))
+        writer.finish(
+            provenance=provenance(dark_set, options, command_line),
+            train_ids={r.gain_stage: r.train_ids for r in dark_set.runs},
+        )
+    return Path(out)
+
+
+def assemble(
+    partial_paths: Sequence[str | Path],
+    out: str | Path,
+    *,
+    force: bool = False,
+    command_line: str = "",
+) -> Path:
+    """Put partial results together (see :func:`badpix.assembly.assemble`)."""
+    from badpix.assembly import assemble as _assemble
+
+    return _assemble(partial_paths, out, force=force, command_line=command_line)
