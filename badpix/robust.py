@@ -28,7 +28,7 @@ Conventions shared by all functions:
 * ``likely_ratio`` is an assumed lower bound on the inlier fraction. The defaults (0.5, 0.35)
   suit at least ~50 % inliers. For data where outliers are the majority lower it: with 30 inliers
   N(50, 5) among 60 uniform outliers in [-100, 100], ``likely_ratio=0.3, certain_ratio=0.15``
-  fails (|error| > σ) in under 1 % of cases, the defaults in about 14 %, the original library in
+  fails (|error| > σ) in under 1 % of cases, the defaults in about 17 %, the original library in
   31 % (tuned) to 59 % (defaults). The location then stays right, but the scale is inflated
   (there is no λ = 3 truncation that excludes such a dense outlier background).
 * ``msse_lambda`` below about 2.5 makes the scale collapse (the truncation feeds back on itself);

