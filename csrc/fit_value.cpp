@@ -53,7 +53,7 @@ void tensor_impl(const TensorView& v, const FitParams& p, int n_threads, const T
 
     parallel_for(n_tiles, nt, [&](std::size_t task, std::size_t tid) {
         TensorScratch<T>& sc = scratch[tid];
-        if (sc.gathered.size() < tile * n) {
+        if (sc.offsets.size() < tile) {  // first task of this thread (n may be 0)
             sc.gathered.resize(tile * n);
             sc.series.resize(n);
             sc.offsets.resize(tile);
