@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -157,7 +158,13 @@ def dark_stats(block: _Block, params: StatsParams, n_threads: int | None = None)
     def fit_into(sel: slice | int, a: np.ndarray, d: np.ndarray | None) -> None:
         fit = robust.fit_value_tensor(a, axis=0, n_threads=n_threads, return_classical=True, **kw)
         n_in = fit.n_inliers
-        _refine(a, fit.mean, fit.std, n_in, fit.n_valid, fit.sample_std, params.msse_lambda)
+        per_cell = fit.std.reshape(fit.std.shape[0] if fit.std.ndim == 3 else 1, -1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells
+            ref = np.nanmedian(per_cell, axis=1).reshape(-1, *([1] * (fit.std.ndim - 1)))
+        if fit.std.ndim < 3:
+            ref = ref.reshape(())
+        _refine(a, fit.mean, fit.std, n_in, fit.n_valid, fit.sample_std, params.msse_lambda, ref)
         out["offset"][sel] = fit.mean
         out["noise"][sel] = fit.std
         out["offset_median"][sel] = fit.median
@@ -196,9 +203,11 @@ def dark_stats(block: _Block, params: StatsParams, n_threads: int | None = None)
     )
 
 
-_REFINE_INLIERS = 0.95  # refit pixels that kept fewer inliers than this ...
+_REFINE_INLIERS = 0.95  # re-examine pixels that kept fewer inliers than this ...
 _REFINE_SIGMA = 0.75  # ... or whose robust sigma is this far below the sample std
-_REFINE_ROUNDS = 8
+_REFINE_SIGMA_HIGH = 1.1  # ... or above it (a location stuck on a chance cluster inflates σ)
+_ROUNDS = 30
+_SEPARATION = 3.0  # two states of a telegraph pixel: |m1 - m2| / (s1 + s2) at least this
 
 
 def _refine(
@@ -209,41 +218,93 @@ def _refine(
     n_valid: np.ndarray,
     sample_std: np.ndarray,
     lam: float,
+    sigma_ref: np.ndarray | None = None,
 ) -> None:
-    """Iterate the final λσ re-selection to its fixed point for suspicious pixels (in place).
+    """Re-examine suspicious robust fits: one Gaussian, or really two populations? (in place)
 
-    With few samples (n ~ 30-60) the MSSE scale occasionally locks onto a tight cluster of
-    about ``likely_ratio * n`` samples of a plain Gaussian (σ a few times too small, half the
-    frames "outliers"). Starting from the robust fit, re-selecting the samples within λσ and
-    re-estimating (truncation-corrected) until nothing changes expands such a fit to the whole
-    Gaussian, while the far state of a telegraph pixel or a cosmic-ray frame stays outside.
-    Only the few pixels that look suspicious are touched.
+    With few samples (n ~ 20-60) the MSSE scale sometimes locks onto a chance cluster of about
+    ``likely_ratio * n`` samples of a plain Gaussian: σ a few times too small and half of the
+    frames "outliers"; or the location stays on such a cluster while all frames are inliers,
+    and σ, taken around it, exceeds the sample standard deviation (up to 1.4x at n = 24). A
+    telegraph pixel gives the first picture for a real reason. For the few
+    pixels that look like either, compare by BIC a two-Gaussian mixture (EM started from the
+    robust fit and its outliers) with a single Gaussian. Only when the mixture wins, with a minor
+    component of at least 3 frames lying at least 3 (σ1 + σ2) from the major one, is the robust
+    fit kept (a steady fraction of frames off the Gaussian). The components' σ are floored at
+    0.7 ``sigma_ref`` (the typical noise of the block's pixels), because a chance cluster of a
+    few samples has a tiny σ of its own. Otherwise the fit is replaced by the single Gaussian of the
+    λσ-clipped samples (iterated to its fixed point from the median and the sample std, so a
+    cosmic-ray frame stays excluded).
     """
     with np.errstate(invalid="ignore", divide="ignore"):
         frac = n_inliers / np.maximum(n_valid, 1)
-        odd = np.isfinite(mean) & ((frac < _REFINE_INLIERS) | (std < _REFINE_SIGMA * sample_std))
+        odd = (frac < _REFINE_INLIERS) | (std < _REFINE_SIGMA * sample_std)
+        odd = np.isfinite(mean) & (odd | (std > _REFINE_SIGMA_HIGH * sample_std))
     idx = np.flatnonzero(odd)
     if idx.size == 0:
         return
-    series = x.reshape(x.shape[0], -1)[:, idx].astype(np.float64)  # (n, k) few pixels
-    finite = np.isfinite(series)
-    mu, sig = mean.ravel()[idx].astype(np.float64), std.ravel()[idx].astype(np.float64)
+    z = x.reshape(x.shape[0], -1)[:, idx].astype(np.float64)  # (n, k): the few odd pixels
+    ok = np.isfinite(z)
+    n = ok.sum(axis=0).astype(np.float64)
+    z = np.where(ok, z, np.nanmedian(np.where(ok, z, np.nan), axis=0))  # NaN: weight 0 below
+    wt = ok.astype(np.float64)
+    mu_r, sig_r = mean.reshape(-1)[idx].astype(np.float64), std.reshape(-1)[idx].astype(np.float64)
+
+    # single Gaussian: λσ clipping to its fixed point from the median and the sample std
+    mu_w, sig_w = np.median(z, axis=0), np.maximum(sample_std.reshape(-1)[idx], 1e-3)
     consistency = _truncation_factor(lam)
-    for _ in range(_REFINE_ROUNDS):
-        w = finite & (np.abs(series - mu) <= lam * np.maximum(sig, 1e-6))
-        nw = w.sum(axis=0)
-        good = nw >= 3
-        m = np.where(w, series, 0).sum(axis=0) / np.maximum(nw, 1)
-        v = (np.where(w, series - m, 0) ** 2).sum(axis=0) / np.maximum(nw - 1, 1)
-        new_sig = np.sqrt(v) / consistency
-        done = good & np.isclose(new_sig, sig, rtol=1e-4) & np.isclose(m, mu, rtol=0, atol=1e-4)
-        mu, sig = np.where(good, m, mu), np.where(good, new_sig, sig)
-        if done.all():
-            break
-    w = finite & (np.abs(series - mu) <= lam * np.maximum(sig, 1e-6))
-    np.put(mean, idx, mu)
-    np.put(std, idx, sig)
-    np.put(n_inliers, idx, w.sum(axis=0))
+    for _ in range(_ROUNDS):
+        w = wt * (np.abs(z - mu_w) <= lam * sig_w)
+        mu_w, sig_w = _moments(z, w, mu_w, sig_w)
+        sig_w = np.maximum(sig_w / consistency, 1e-3)
+    in_w = wt * (np.abs(z - mu_w) <= lam * sig_w)
+
+    # two Gaussians by EM, started from the robust fit (major) and its outliers (minor)
+    floor = np.maximum(0.05 * sig_w, 1e-3)
+    major = wt * (np.abs(z - mu_r) <= lam * np.maximum(sig_r, floor))
+    m1, s1 = _moments(z, major, mu_r, sig_r)
+    m2, s2 = _moments(z, wt - major, mu_w, sig_w)
+    p1 = major.sum(axis=0) / np.maximum(n, 1)
+    for _ in range(_ROUNDS):
+        a = p1 * _pdf(z, m1, np.maximum(s1, floor))
+        b = (1 - p1) * _pdf(z, m2, np.maximum(s2, floor))
+        r = wt * a / np.maximum(a + b, 1e-300)
+        p1 = np.clip(r.sum(axis=0) / np.maximum(n, 1), 1e-6, 1 - 1e-6)
+        m1, s1 = _moments(z, r, m1, s1)
+        m2, s2 = _moments(z, wt - r, m2, s2)
+    s1, s2 = np.maximum(s1, floor), np.maximum(s2, floor)
+    ll_mix = (wt * np.log(p1 * _pdf(z, m1, s1) + (1 - p1) * _pdf(z, m2, s2) + 1e-300)).sum(0)
+    mu_all, sd_all = _moments(z, wt, mu_w, sig_w)
+    ll_one = (wt * np.log(_pdf(z, mu_all, np.maximum(sd_all, 1e-3)) + 1e-300)).sum(axis=0)
+    minor = np.minimum(p1, 1 - p1) * n
+    ref = (
+        0.0 if sigma_ref is None else 0.7 * np.broadcast_to(sigma_ref, mean.shape).reshape(-1)[idx]
+    )
+    separation = np.abs(m1 - m2) / (np.maximum(s1, ref) + np.maximum(s2, ref))
+    two = (2 * (ll_mix - ll_one) > 3 * np.log(np.maximum(n, 2))) & (minor >= 3)
+    two &= separation >= _SEPARATION
+
+    keep = two & (np.abs(mu_r - np.where(p1 >= 0.5, m1, m2)) < 3 * np.maximum(sig_r, floor))
+    new_mu, new_sig = np.where(keep, mu_r, mu_w), np.where(keep, sig_r, sig_w)
+    new_in = np.where(keep, (wt * (np.abs(z - mu_r) <= lam * sig_r)).sum(0), in_w.sum(axis=0))
+    np.put(mean, idx, new_mu)
+    np.put(std, idx, new_sig)
+    np.put(n_inliers, idx, new_in)
+
+
+def _moments(
+    z: np.ndarray, w: np.ndarray, mu0: np.ndarray, sig0: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted mean and std along axis 0; the previous values where the weights vanish."""
+    sw = w.sum(axis=0)
+    mu = (w * z).sum(axis=0) / np.maximum(sw, 1e-12)
+    var = (w * (z - mu) ** 2).sum(axis=0) / np.maximum(sw - 1, 1e-12)
+    good = sw >= 2
+    return np.where(good, mu, mu0), np.where(good, np.sqrt(var), sig0)
+
+
+def _pdf(z: np.ndarray, mu: np.ndarray, sig: np.ndarray) -> np.ndarray:
+    return np.exp(-0.5 * ((z - mu) / sig) ** 2) / (sig * math.sqrt(2 * math.pi))
 
 
 def _truncation_factor(lam: float) -> float:
