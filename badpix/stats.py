@@ -255,11 +255,49 @@ def _refine(
     consistency = _truncation_factor(lam)
     for _ in range(_ROUNDS):
         w = wt * (np.abs(z - mu_w) <= lam * sig_w)
+        prev = sig_w
         mu_w, sig_w = _moments(z, w, mu_w, sig_w)
         sig_w = np.maximum(sig_w / consistency, 1e-3)
+        if np.allclose(sig_w, prev, rtol=1e-5):
+            break
     in_w = wt * (np.abs(z - mu_w) <= lam * sig_w)
 
-    # two Gaussians by EM, started from the robust fit (major) and its outliers (minor)
+    # two Gaussians by EM, only where the robust fit reported outliers (few pixels)
+    keep = np.zeros(idx.size, bool)
+    em = np.flatnonzero(frac.reshape(-1)[idx] < _REFINE_INLIERS)
+    if em.size:
+        ref = 0.0 if sigma_ref is None else np.broadcast_to(sigma_ref, mean.shape).reshape(-1)
+        keep[em] = _two_states(
+            z[:, em],
+            wt[:, em],
+            n[em],
+            mu_r[em],
+            sig_r[em],
+            mu_w[em],
+            sig_w[em],
+            lam,
+            0.7 * (ref if np.isscalar(ref) else ref[idx[em]]),
+        )
+    new_mu, new_sig = np.where(keep, mu_r, mu_w), np.where(keep, sig_r, sig_w)
+    new_in = np.where(keep, (wt * (np.abs(z - mu_r) <= lam * sig_r)).sum(0), in_w.sum(axis=0))
+    np.put(mean, idx, new_mu)
+    np.put(std, idx, new_sig)
+    np.put(n_inliers, idx, new_in)
+
+
+def _two_states(
+    z: np.ndarray,
+    wt: np.ndarray,
+    n: np.ndarray,
+    mu_r: np.ndarray,
+    sig_r: np.ndarray,
+    mu_w: np.ndarray,
+    sig_w: np.ndarray,
+    lam: float,
+    ref: np.ndarray | float,
+) -> np.ndarray:
+    """True where a two-Gaussian mixture beats one Gaussian (BIC) and the robust fit is its
+    major component; EM starts from the robust fit (major) and its outliers (minor)."""
     floor = np.maximum(0.05 * sig_w, 1e-3)
     major = wt * (np.abs(z - mu_r) <= lam * np.maximum(sig_r, floor))
     m1, s1 = _moments(z, major, mu_r, sig_r)
@@ -277,19 +315,10 @@ def _refine(
     mu_all, sd_all = _moments(z, wt, mu_w, sig_w)
     ll_one = (wt * np.log(_pdf(z, mu_all, np.maximum(sd_all, 1e-3)) + 1e-300)).sum(axis=0)
     minor = np.minimum(p1, 1 - p1) * n
-    ref = (
-        0.0 if sigma_ref is None else 0.7 * np.broadcast_to(sigma_ref, mean.shape).reshape(-1)[idx]
-    )
     separation = np.abs(m1 - m2) / (np.maximum(s1, ref) + np.maximum(s2, ref))
     two = (2 * (ll_mix - ll_one) > 3 * np.log(np.maximum(n, 2))) & (minor >= 3)
     two &= separation >= _SEPARATION
-
-    keep = two & (np.abs(mu_r - np.where(p1 >= 0.5, m1, m2)) < 3 * np.maximum(sig_r, floor))
-    new_mu, new_sig = np.where(keep, mu_r, mu_w), np.where(keep, sig_r, sig_w)
-    new_in = np.where(keep, (wt * (np.abs(z - mu_r) <= lam * sig_r)).sum(0), in_w.sum(axis=0))
-    np.put(mean, idx, new_mu)
-    np.put(std, idx, new_sig)
-    np.put(n_inliers, idx, new_in)
+    return two & (np.abs(mu_r - np.where(p1 >= 0.5, m1, m2)) < 3 * np.maximum(sig_r, floor))
 
 
 def _moments(
