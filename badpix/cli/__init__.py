@@ -23,6 +23,10 @@ COMMANDS: dict[str, str] = {
     "diff": "badpix.cli.cmd_tools:diff",
     "merge": "badpix.cli.cmd_tools:merge",
     "export": "badpix.cli.cmd_tools:export",
+    "make-mask": "badpix.cli.cmd_make_mask:make_mask_cmd",
+    "rethreshold": "badpix.cli.cmd_make_mask:rethreshold_cmd",
+    "assemble": "badpix.cli.cmd_make_mask:assemble_cmd",
+    "demo": "badpix.cli.cmd_demo:demo",
 }
 
 
