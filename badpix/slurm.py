@@ -399,8 +399,9 @@ def render_array_script(spec: JobSpec) -> str:
         'echo "badpix unit $task: module $module, cells $cells -> $part" \\',
         '     "(host $(hostname), job ${SLURM_JOB_ID:-none}, $(date -Is))"',
         'mkdir -p "$PARTS"',
-        "# --force: a stale partial of an earlier, different job is replaced",
-        'exec "${BADPIX[@]}" make-mask "${RUNS_AND_OPTIONS[@]}" \\',
+        "# one thread per allocated CPU; --force: a partial of an earlier job is replaced",
+        'exec "${BADPIX[@]}" make-mask --threads "${SLURM_CPUS_PER_TASK:-1}" \\',
+        '    "${RUNS_AND_OPTIONS[@]}" \\',
         '    --modules "$module" --cells "$cells" --partial --force -o "$part"',
     ]
     return "\n".join(lines) + "\n"

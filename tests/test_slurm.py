@@ -180,9 +180,10 @@ def test_quote_in_sbatch_value_is_refused(tmp_path: Path, fake_badpix: Path) -> 
 def test_array_task_runs_its_unit_with_exact_arguments(tmp_path: Path, fake_badpix: Path) -> None:
     spec = make_spec(tmp_path, fake_badpix)
     slurm.write_scripts(spec)
-    got = run_script(spec.layout.array_script, {"SLURM_ARRAY_TASK_ID": "2"}, tmp_path / "r.json")
+    env = {"SLURM_ARRAY_TASK_ID": "2", "SLURM_CPUS_PER_TASK": "3"}
+    got = run_script(spec.layout.array_script, env, tmp_path / "r.json")
     part = str(spec.layout.part(2))
-    assert got["argv"] == ["make-mask", *spec.make_mask_args,
+    assert got["argv"] == ["make-mask", "--threads", "3", *spec.make_mask_args,
                            "--modules", "5", "--cells", "0:4", "--partial", "--force", "-o", part]
     assert got["cwd"] == str(spec.cwd)
     assert got["root"] == str(tmp_path / SPACEY / "data root")

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "rethreshold": "badpix.cli.cmd_make_mask:rethreshold_cmd",
     "assemble": "badpix.cli.cmd_make_mask:assemble_cmd",
     "demo": "badpix.cli.cmd_demo:demo",
+    "slurm": "badpix.cli.cmd_slurm:slurm",
 }
 
 
