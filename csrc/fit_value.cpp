@@ -17,27 +17,25 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-template <class T>
-inline bool finite(T v) {
-    if constexpr (std::is_floating_point_v<T>)
-        return std::isfinite(v);
-    else
-        return true;
-}
-
 // Per-thread scratch of the tensor driver, sized once: memory is O(threads x tile x n).
-template <class T>
+template <class K>
 struct TensorScratch {
-    std::vector<T> gathered;  // tile x n, pixel-major
-    std::vector<T> series;    // n: the finite values of one pixel, sorted in place
+    std::vector<K> gathered;  // tile x n order-preserving keys, pixel-major
+    std::vector<K> spare;     // n: the radix sort's second buffer
+    std::vector<const char*> rows;
     std::vector<std::ptrdiff_t> offsets;
     std::vector<std::size_t> index;
     SeriesBuffers buffers;
-    SortScratch sort;
 };
+
+// Frames gathered per block: one 64-byte line of 4-byte keys per pixel, so the transposed writes
+// fill whole cache lines while the reads walk kFrameBlock rows in parallel.
+constexpr std::size_t kFrameBlock = 16;
 
 template <class T>
 void tensor_impl(const TensorView& v, const FitParams& p, int n_threads, const TensorOut& out) {
+    using RK = detail::RadixKey<T>;
+    using K = typename RK::K;
     const std::size_t n = v.n;
     std::size_t n_pix = 1;
     for (int d = 0; d < v.rank; ++d) n_pix *= v.shape[d];
@@ -45,17 +43,19 @@ void tensor_impl(const TensorView& v, const FitParams& p, int n_threads, const T
     // Tiles of pixels sized so one tile's series fit in L2 (~128 KiB) and rows of the input are
     // read in runs of up to 64 elements.
     const std::size_t tile =
-        std::clamp<std::size_t>((128 * 1024 / sizeof(T)) / std::max<std::size_t>(n, 1), 1, 64);
+        std::clamp<std::size_t>((128 * 1024 / sizeof(K)) / std::max<std::size_t>(n, 1), 1, 64);
     const std::size_t n_tiles = (n_pix + tile - 1) / tile;
     const FitConstants consts(p);
     const int nt = static_cast<int>(std::min<std::size_t>(std::max(1, n_threads), n_tiles));
-    std::vector<TensorScratch<T>> scratch(static_cast<std::size_t>(nt));
+    std::vector<TensorScratch<K>> scratch(static_cast<std::size_t>(nt));
 
     parallel_for(n_tiles, nt, [&](std::size_t task, std::size_t tid) {
-        TensorScratch<T>& sc = scratch[tid];
+        TensorScratch<K>& sc = scratch[tid];
         if (sc.offsets.size() < tile) {  // first task of this thread (n may be 0)
             sc.gathered.resize(tile * n);
-            sc.series.resize(n);
+            sc.spare.resize(n);
+            sc.rows.resize(n);
+            for (std::size_t f = 0; f < n; ++f) sc.rows[f] = v.data + static_cast<std::ptrdiff_t>(f) * v.s0;
             sc.offsets.resize(tile);
             sc.index.resize(static_cast<std::size_t>(std::max(v.rank, 1)));
         }
@@ -76,24 +76,35 @@ void tensor_impl(const TensorView& v, const FitParams& p, int n_threads, const T
                 sc.index[d] = 0;
             }
         }
-        // Gather (transpose) the tile: frame-major reads, pixel-major scratch.
-        T* g = sc.gathered.data();
-        for (std::size_t f = 0; f < n; ++f) {
-            const char* row = v.data + static_cast<std::ptrdiff_t>(f) * v.s0;
+        // Gather (transpose) the tile into keys: blocks of frames, pixel-major scratch.
+        K* g = sc.gathered.data();
+        const char* const* rows = sc.rows.data();
+        for (std::size_t f0 = 0; f0 < n; f0 += kFrameBlock) {
+            const std::size_t f1 = std::min(n, f0 + kFrameBlock);
             for (std::size_t j = 0; j < cnt; ++j) {
-                T val;
-                std::memcpy(&val, row + sc.offsets[j], sizeof(T));  // no alignment assumption
-                g[j * n + f] = val;
+                const std::ptrdiff_t off = sc.offsets[j];
+                K* dst = g + j * n;
+                for (std::size_t f = f0; f < f1; ++f) {
+                    T val;
+                    std::memcpy(&val, rows[f] + off, sizeof(T));  // no alignment assumption
+                    dst[f] = RK::to(val);
+                }
             }
         }
         for (std::size_t j = 0; j < cnt; ++j) {
-            const T* src = g + j * n;
-            T* ser = sc.series.data();
-            std::size_t m = 0;
-            for (std::size_t f = 0; f < n; ++f)
-                if (finite(src[f])) ser[m++] = src[f];
-            sort_series(ser, m, sc.sort);
-            const SortedSeries s = sc.buffers.load(ser, nullptr, m);
+            K* a = g + j * n;
+            std::size_t m = n;
+            if constexpr (std::is_floating_point_v<T>) {  // drop NaN / inf (rare: check first)
+                bool all = true;
+                for (std::size_t f = 0; f < n; ++f) all &= detail::key_is_finite<T>(a[f]);
+                if (!all) {
+                    m = 0;
+                    for (std::size_t f = 0; f < n; ++f)
+                        if (detail::key_is_finite<T>(a[f])) a[m++] = a[f];
+                }
+            }
+            const K* sorted = radix_sort_keys(a, sc.spare.data(), m);
+            const SortedSeries s = sc.buffers.template load_keys<RK>(sorted, m);
             const ValueFit fit = fit_sorted(s, p, consts);
             const std::size_t q = p0 + j;
             out.mean[q] = static_cast<float>(fit.mean);

@@ -5,6 +5,9 @@
 #include <cmath>
 #include <limits>
 #include <stdexcept>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 namespace badpix {
 namespace {
@@ -42,48 +45,99 @@ Window within(const SortedSeries& s, double t, double r) {
             static_cast<std::size_t>(std::upper_bound(b, e, t + r) - b)};
 }
 
-double wsum(const SortedSeries& s, std::size_t lo, std::size_t hi) { return s.P0[hi] - s.P0[lo]; }
+double wsum(const SortedSeries& s, std::size_t lo, std::size_t hi) {
+    return s.P0 ? s.P0[hi] - s.P0[lo] : static_cast<double>(hi - lo);
+}
 double wmean(const SortedSeries& s, std::size_t lo, std::size_t hi) {
-    return (s.P1[hi] - s.P1[lo]) / (s.P0[hi] - s.P0[lo]);
+    return (s.P1[hi] - s.P1[lo]) / wsum(s, lo, hi);
 }
 // sum w (y - t)^2 over [lo, hi)
 double wss(const SortedSeries& s, std::size_t lo, std::size_t hi, double t) {
-    const double W = s.P0[hi] - s.P0[lo], S1 = s.P1[hi] - s.P1[lo], S2 = s.P2[hi] - s.P2[lo];
+    const double W = wsum(s, lo, hi), S1 = s.P1[hi] - s.P1[lo], S2 = s.P2[hi] - s.P2[lo];
     return std::max(0.0, S2 - 2.0 * t * S1 + t * t * W);
+}
+
+// nearest_k from a nearby start `a` (the previous FLkOS window): the predicate of the binary
+// search is monotone in a, so stepping from the hint gives the same answer in O(|move|).
+std::size_t nearest_k_from(const double* y, std::size_t n, std::size_t k, double t, std::size_t a) {
+    if (k >= n) return 0;
+    const std::size_t top = n - k;
+    if (a > top) a = top;
+    auto ok = [&](std::size_t i) { return !(t - y[i] > y[i + k] - t); };
+    if (a < top && !ok(a)) {
+        do ++a;
+        while (a < top && !ok(a));
+    } else {
+        while (a > 0 && ok(a - 1)) --a;
+    }
+    return a;
+}
+
+// First start of the narrowest window of k sorted values (the shorth), k <= n.
+std::size_t shorth(const double* y, std::size_t n, std::size_t k) {
+    const std::size_t m = n - k + 1;  // number of windows
+    const double* hi = y + (k - 1);
+    double best = std::numeric_limits<double>::infinity();
+    std::size_t a = 0;
+#ifdef __SSE2__
+    __m128d b0 = _mm_set1_pd(best), b1 = b0;
+    for (; a + 4 <= m; a += 4) {
+        b0 = _mm_min_pd(b0, _mm_sub_pd(_mm_loadu_pd(hi + a), _mm_loadu_pd(y + a)));
+        b1 = _mm_min_pd(b1, _mm_sub_pd(_mm_loadu_pd(hi + a + 2), _mm_loadu_pd(y + a + 2)));
+    }
+    b0 = _mm_min_pd(b0, b1);
+    best = std::min(_mm_cvtsd_f64(b0), _mm_cvtsd_f64(_mm_unpackhi_pd(b0, b0)));
+#endif
+    for (; a < m; ++a) best = std::min(best, hi[a] - y[a]);
+    for (a = 0; a < m; ++a)
+        if (hi[a] - y[a] == best) return a;  // the first narrowest (widths are finite)
+    return 0;
 }
 
 // MSSE walk outward from t in order of |y - t|: the first k values (and those closer than
 // min_res) are inliers; then each next value joins while r^2 <= lambda^2 sigma_i^2, where
 // sigma_i^2 = (sum w r^2 / sum w) * i / (i - 1). Returns the uncorrected sigma; O(inliers).
+// The test is evaluated without divisions (r^2 W (i-1) > lambda^2 S i; unweighted W = i), and
+// the sentinels y[-1] = -inf, y[n] = +inf end either side without bounds checks.
 double msse_walk(const SortedSeries& s, double t, std::size_t k, double lambda, double min_res,
                  std::size_t* n_in) {
     const std::size_t n = s.n;
     // The k nearest values are inliers by definition: take them at once from the prefix sums
     // (a sorted window), then walk outward one value at a time.
     const std::size_t a = nearest_k(s.y, n, k, t);
+    const double* y = s.y;
     std::ptrdiff_t l = static_cast<std::ptrdiff_t>(a) - 1;
-    std::size_t r = a + k;
+    std::ptrdiff_t r = static_cast<std::ptrdiff_t>(a + k);
     double S = wss(s, a, a + k, t), W = wsum(s, a, a + k);
     std::size_t i = k;
     const double lam2 = lambda * lambda;
-    while (i < n) {
-        std::size_t idx;
-        double d;
-        if (l >= 0 && (r >= n || t - s.y[l] <= s.y[r] - t)) {
-            idx = static_cast<std::size_t>(l--);
-            d = t - s.y[idx];
-        } else {
-            idx = r++;
-            d = s.y[idx] - t;
+    if (!s.w) {
+        for (; i < n; ++i) {
+            const double dl = t - y[l], dr = y[r] - t;
+            const bool left = dl <= dr;
+            const double d = left ? dl : dr;
+            l -= left;
+            r += !left;
+            const double d2 = d * d;
+            if (d2 * static_cast<double>(i - 1) > lam2 * S && d >= min_res) break;
+            S += d2;
         }
-        const double wi = s.w ? s.w[idx] : 1.0;
-        if (i >= k && d >= min_res) {
-            const double var = S / W * static_cast<double>(i) / static_cast<double>(i - 1);
-            if (d * d > lam2 * var) break;
+        W = static_cast<double>(i);
+    } else {
+        for (; i < n; ++i) {
+            const double dl = t - y[l], dr = y[r] - t;
+            const bool left = dl <= dr;
+            const std::ptrdiff_t idx = left ? l : r;
+            const double d = left ? dl : dr;
+            l -= left;
+            r += !left;
+            const double d2 = d * d;
+            if (d2 * W * static_cast<double>(i - 1) > lam2 * S * static_cast<double>(i) && d >= min_res)
+                break;
+            const double wi = s.w[idx];
+            S += wi * d2;
+            W += wi;
         }
-        S += wi * d * d;
-        W += wi;
-        ++i;
     }
     *n_in = i;
     if (i < 2 || !(W > 0)) return 0.0;
@@ -128,8 +182,9 @@ void classical_sorted(const SortedSeries& s, double* median, double* std) {
     }
     const double mid = (n % 2) ? s.y[n / 2] : 0.5 * (s.y[n / 2 - 1] + s.y[n / 2]);
     *median = mid + s.shift;
-    const double m = s.P1[n] / s.P0[n];
-    *std = std::sqrt(std::max(0.0, s.P2[n] / s.P0[n] - m * m));
+    const double W = wsum(s, 0, n);
+    const double m = s.P1[n] / W;
+    *std = std::sqrt(std::max(0.0, s.P2[n] / W - m * m));
 }
 
 ValueFit fit_sorted(const SortedSeries& s, const FitParams& p, const FitConstants& c) {
@@ -144,25 +199,19 @@ ValueFit fit_sorted(const SortedSeries& s, const FitParams& p, const FitConstant
     if (kc >= k) kc = k - 1;
 
     // Start: the densest window of k values (shorth), not a sentinel or an arbitrary value.
-    std::size_t a0 = 0;
-    double best = std::numeric_limits<double>::infinity();
-    for (std::size_t a = 0; a + k <= n; ++a) {
-        const double width = s.y[a + k - 1] - s.y[a];
-        if (width < best) {
-            best = width;
-            a0 = a;
-        }
-    }
+    const std::size_t a0 = shorth(s.y, n, k);
     double t = wmean(s, a0, a0 + k);
 
     // FLkOS: t <- mean of the residual ranks [kc, k) around t; both sets are sorted windows.
+    // The windows move little between iterations: step them from the previous ones.
+    std::size_t a = a0, b = a0 + (k - kc) / 2;
     for (int it = 0; it < p.opt_iters; ++it) {
-        const std::size_t a = nearest_k(s.y, n, k, t);
-        double S = s.P1[a + k] - s.P1[a], W = s.P0[a + k] - s.P0[a];
+        a = nearest_k_from(s.y, n, k, t, a);
+        double S = s.P1[a + k] - s.P1[a], W = wsum(s, a, a + k);
         if (kc > 0) {
-            const std::size_t b = nearest_k(s.y, n, kc, t);
+            b = nearest_k_from(s.y, n, kc, t, b);
             S -= s.P1[b + kc] - s.P1[b];
-            W -= s.P0[b + kc] - s.P0[b];
+            W -= wsum(s, b, b + kc);
         }
         if (!(W > 0)) break;
         const double tn = S / W;

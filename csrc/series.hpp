@@ -2,6 +2,7 @@
 // the tensor fit and the constant background model. Window queries are O(log n) on prefix sums.
 #pragma once
 #include <cstddef>
+#include <limits>
 #include <vector>
 
 #include "core.hpp"
@@ -9,7 +10,8 @@
 namespace badpix {
 
 // Ascending values y (shifted by `shift` so that float64 prefix sums keep their precision),
-// optional weights w (null = all 1) and prefix sums P0 = sum w, P1 = sum w*y, P2 = sum w*y^2.
+// optional weights w (null = all 1) and prefix sums P0 = sum w (null when w is null: the count),
+// P1 = sum w*y, P2 = sum w*y^2. y[-1] = -inf and y[n] = +inf are readable sentinels.
 struct SortedSeries {
     const double* y;
     const double* w;
@@ -33,28 +35,55 @@ public:
     // Loads ascending values (any arithmetic type) and optional weights, returns the prepared view.
     template <class T>
     SortedSeries load(const T* sorted, const double* w_sorted, std::size_t n) {
-        grow(n);
-        const double shift = n ? static_cast<double>(sorted[n / 2]) : 0.0;
-        double p0 = 0, p1 = 0, p2 = 0;
-        P0_[0] = P1_[0] = P2_[0] = 0.0;
-        for (std::size_t i = 0; i < n; ++i) {
-            const double yi = static_cast<double>(sorted[i]) - shift;
-            const double wi = w_sorted ? w_sorted[i] : 1.0;
-            y_[i] = yi;
-            p0 += wi;
-            p1 += wi * yi;
-            p2 += wi * yi * yi;
-            P0_[i + 1] = p0;
-            P1_[i + 1] = p1;
-            P2_[i + 1] = p2;
-        }
-        return SortedSeries{y_.data(), w_sorted, P0_.data(), P1_.data(), P2_.data(), n, shift};
+        return load_with(n, w_sorted, [sorted](std::size_t i) { return static_cast<double>(sorted[i]); });
+    }
+
+    // Loads ascending order-preserving keys (sort.hpp) of element type T, unweighted.
+    template <class RK, class K>
+    SortedSeries load_keys(const K* keys, std::size_t n) {
+        return load_with(n, nullptr, [keys](std::size_t i) { return static_cast<double>(RK::from(keys[i])); });
     }
 
 private:
+    template <class Get>
+    SortedSeries load_with(std::size_t n, const double* w, Get get) {
+        grow(n);
+        double* y = y_.data() + 1;
+        const double shift = n ? get(n / 2) : 0.0;
+        P1_[0] = P2_[0] = 0.0;
+        if (w) {
+            double p0 = 0, p1 = 0, p2 = 0;
+            P0_[0] = 0.0;
+            for (std::size_t i = 0; i < n; ++i) {
+                const double yi = get(i) - shift;
+                const double wi = w[i];
+                y[i] = yi;
+                p0 += wi;
+                p1 += wi * yi;
+                p2 += wi * yi * yi;
+                P0_[i + 1] = p0;
+                P1_[i + 1] = p1;
+                P2_[i + 1] = p2;
+            }
+        } else {
+            double p1 = 0, p2 = 0;
+            for (std::size_t i = 0; i < n; ++i) {
+                const double yi = get(i) - shift;
+                y[i] = yi;
+                p1 += yi;
+                p2 += yi * yi;
+                P1_[i + 1] = p1;
+                P2_[i + 1] = p2;
+            }
+        }
+        y[-1] = -std::numeric_limits<double>::infinity();
+        y[n] = std::numeric_limits<double>::infinity();
+        return SortedSeries{y, w, w ? P0_.data() : nullptr, P1_.data(), P2_.data(), n, shift};
+    }
+
     void grow(std::size_t n) {
-        if (y_.size() < n + 1) {
-            y_.resize(n + 1);
+        if (y_.size() < n + 2) {
+            y_.resize(n + 2);
             P0_.resize(n + 1);
             P1_.resize(n + 1);
             P2_.resize(n + 1);

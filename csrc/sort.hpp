@@ -60,7 +60,76 @@ struct RadixKey<std::int16_t> {
     static std::int16_t from(K k) { return static_cast<std::int16_t>(static_cast<std::uint16_t>(k ^ 0x8000u)); }
 };
 
+// Finite-value test in key space (floating keys: NaN/inf map to the extreme key ranges).
+template <class T>
+inline bool key_is_finite(typename RadixKey<T>::K k) {
+    if constexpr (std::is_same_v<T, float>)
+        return k > 0x007FFFFFu && k < 0xFF800000u;
+    else if constexpr (std::is_same_v<T, double>)
+        return k > 0x000FFFFFFFFFFFFFull && k < 0xFFF0000000000000ull;
+    else
+        return true;
+}
+
 }  // namespace detail
+
+// Sorts unsigned keys a[0..n) ascending using b[0..n) as scratch; returns a or b, whichever holds
+// the result. LSD radix on (key - min): the span max - min fixes how many bits must be sorted
+// (dark data of one pixel span a narrow range, so float32 keys usually need 2-3 passes and
+// 16-bit keys 1-2, a single counting pass when the span is < 2^kMaxDigit). The digits are the
+// span's bits split evenly into passes of at most kMaxDigit bits, histogrammed in one pass.
+// No comparisons, no worst case, ties are free.
+template <class K>
+K* radix_sort_keys(K* a, K* b, std::size_t n) {
+    static_assert(std::is_unsigned_v<K>);
+    constexpr int kMaxDigit = 8;
+    constexpr int kMaxPasses = (8 * static_cast<int>(sizeof(K)) + kMaxDigit - 1) / kMaxDigit;
+    if (n < 2) return a;
+    K lo = a[0], hi = a[0];
+    for (std::size_t i = 1; i < n; ++i) {
+        lo = std::min(lo, a[i]);
+        hi = std::max(hi, a[i]);
+    }
+    const K span = static_cast<K>(hi - lo);
+    if (span == 0) return a;
+    if (n < 32) {  // insertion-sort territory: radix setup would dominate
+        std::sort(a, a + n);
+        return a;
+    }
+    int bits = 0;
+    for (K s = span; s; s = static_cast<K>(s >> 1)) ++bits;
+    const int passes = (bits + kMaxDigit - 1) / kMaxDigit;
+    int shift[kMaxPasses], width[kMaxPasses];
+    for (int d = 0, sh = 0; d < passes; ++d) {
+        width[d] = (bits - sh + (passes - d) - 1) / (passes - d);  // even split, low digits wider
+        shift[d] = sh;
+        sh += width[d];
+    }
+    std::uint32_t hist[kMaxPasses][1u << kMaxDigit];
+    for (int d = 0; d < passes; ++d) std::memset(hist[d], 0, sizeof(std::uint32_t) << width[d]);
+    for (std::size_t i = 0; i < n; ++i) {
+        const K k = static_cast<K>(a[i] - lo);
+        for (int d = 0; d < passes; ++d) ++hist[d][(k >> shift[d]) & ((K{1} << width[d]) - 1)];
+    }
+    for (int d = 0; d < passes; ++d) {
+        std::uint32_t* h = hist[d];
+        const K mask = static_cast<K>((K{1} << width[d]) - 1);
+        const int sh = shift[d];
+        if (h[static_cast<K>(a[0] - lo) >> sh & mask] == n) continue;  // all keys share this digit
+        std::uint32_t sum = 0;
+        for (std::size_t j = 0, m = std::size_t{1} << width[d]; j < m; ++j) {
+            const std::uint32_t c = h[j];
+            h[j] = sum;
+            sum += c;
+        }
+        for (std::size_t i = 0; i < n; ++i) {
+            const K k = a[i];
+            b[h[static_cast<K>(k - lo) >> sh & mask]++] = k;
+        }
+        std::swap(a, b);
+    }
+    return a;
+}
 
 // Reusable scratch for sort_series (per thread).
 struct SortScratch {
@@ -72,36 +141,15 @@ template <class T>
 void sort_series(T* v, std::size_t n, SortScratch& s) {
     using RK = detail::RadixKey<T>;
     using K = typename RK::K;
-    constexpr int kDigits = static_cast<int>(sizeof(K));
-    if (n < 64) {  // insertion-sort territory: radix setup would dominate
-        std::sort(v, v + n);
-        return;
-    }
     if (s.a.size() < n) {
         s.a.resize(n);
         s.b.resize(n);
     }
     K* a = reinterpret_cast<K*>(s.a.data());
     K* b = reinterpret_cast<K*>(s.b.data());
-    std::uint32_t hist[kDigits][256] = {};
-    for (std::size_t i = 0; i < n; ++i) {
-        const K k = RK::to(v[i]);
-        a[i] = k;
-        for (int d = 0; d < kDigits; ++d) ++hist[d][(k >> (8 * d)) & 0xFF];
-    }
-    for (int d = 0; d < kDigits; ++d) {
-        std::uint32_t* h = hist[d];
-        if (h[(a[0] >> (8 * d)) & 0xFF] == n) continue;  // all keys share this digit
-        std::uint32_t sum = 0;
-        for (int j = 0; j < 256; ++j) {
-            const std::uint32_t c = h[j];
-            h[j] = sum;
-            sum += c;
-        }
-        for (std::size_t i = 0; i < n; ++i) b[h[(a[i] >> (8 * d)) & 0xFF]++] = a[i];
-        std::swap(a, b);
-    }
-    for (std::size_t i = 0; i < n; ++i) v[i] = RK::from(a[i]);
+    for (std::size_t i = 0; i < n; ++i) a[i] = RK::to(v[i]);
+    const K* r = radix_sort_keys(a, b, n);
+    for (std::size_t i = 0; i < n; ++i) v[i] = RK::from(r[i]);
 }
 
 }  // namespace badpix
