@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -16,9 +17,12 @@ from pathlib import Path
 
 import h5py
 import pytest
+from click.testing import CliRunner, Result
 
 from badpix import slurm
+from badpix.cli import main
 from badpix.exceptions import ConfigError
+from badpix.simulate import SimulatedSet
 from badpix.slurm import JobLayout, JobSpec, SlurmSettings, Unit
 
 SPACEY = "dir with 'quotes' $HOME and spaces"
@@ -278,3 +282,110 @@ def test_failures_name_units_logs_and_log_tails(tmp_path: Path, fake_badpix: Pat
         in text
     assert "    | line 29" in text and "line 26" not in text
     assert "merge job: not run (a unit failed)" in text
+
+
+# ------------------------------------------------- the command, with tasks run by hand (no SLURM)
+def slurm_cli(args: list[str]) -> Result:
+    result = CliRunner().invoke(main, ["slurm", *args])
+    print(result.output)
+    return result
+
+
+@pytest.fixture
+def small_job(agipd500k_dark_set: SimulatedSet, tmp_path: Path) -> list[str]:
+    """`badpix slurm` arguments for 4 units: 2 modules x 2 blocks of the 4 cells.
+
+    One cell needs about 27 MiB here (12 trains), plus 512 MiB fixed: 570M fits 2 cells.
+    """
+    runs = [str(p) for p in agipd500k_dark_set.run_dirs]
+    return [*runs, "-o", str(tmp_path / "mask.h5"), "--max-memory", "570M"]
+
+
+def test_dry_run_writes_nothing_and_shows_the_plan(small_job: list[str], tmp_path: Path) -> None:
+    result = slurm_cli([*small_job, "--dry-run", "--partition", "upex"])
+    assert result.exit_code == 0
+    assert "4 work units of HED_DET_AGIPD500K2G (0 already done, 4 to run)" in result.output
+    assert "#SBATCH --partition=upex" in result.output
+    assert '"0 0:2"  # 0' in result.output and '"1 2:4"  # 3' in result.output
+    assert "--max-memory 570M" in result.output.replace("\n    ", " ")
+    assert f"sbatch --parsable --array=0-3 {tmp_path}/mask.h5.slurm/array.sh" in result.output
+    assert not (tmp_path / "mask.h5.slurm").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--modules", "0"], "--modules: not with badpix slurm"),
+        (["--partial"], "--partial: not with badpix slurm"),
+        (["--no-such-option"], "--no-such-option"),
+        (["--dry-run", "--submit"], "--dry-run cannot be combined"),
+    ],
+)
+def test_usage_errors(small_job: list[str], extra: list[str], message: str) -> None:
+    result = slurm_cli([*small_job, *extra])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_mask_path_crystfel_cannot_read_is_refused_first(
+    agipd500k_dark_set: SimulatedSet, tmp_path: Path
+) -> None:
+    runs = [str(p) for p in agipd500k_dark_set.run_dirs]
+    result = slurm_cli([*runs, "-o", str(tmp_path / "my mask.h5")])
+    assert result.exit_code == 1
+    assert "white space" in result.output
+    assert not (tmp_path / "my mask.h5.slurm").exists()
+
+
+def run_task(layout: JobLayout, task: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(layout.array_script)], capture_output=True, text=True,
+                          env={**os.environ, "SLURM_ARRAY_TASK_ID": str(task)})
+
+
+@pytest.mark.slow
+def test_tasks_run_by_hand_rerun_detection_and_merge_refusals(
+    small_job: list[str], tmp_path: Path
+) -> None:
+    layout = JobLayout(tmp_path / "mask.h5.slurm")
+    assert slurm_cli(small_job).exit_code == 0
+    for task in (0, 1, 3):
+        assert run_task(layout, task).returncode == 0
+
+    # the merge refuses an incomplete set and names the missing unit
+    merge = subprocess.run(["bash", str(layout.merge_script)], capture_output=True, text=True)
+    assert merge.returncode == 1
+    assert "Error: incomplete set of partial results (3 given, 4 planned): missing module 1 "\
+        "cells 0" in merge.stderr
+    assert not (tmp_path / "mask.h5").exists()
+
+    # a rerun would submit only unit 2
+    again = slurm_cli([*small_job, "--dry-run"])
+    assert "(3 already done, 1 to run)" in again.output
+    assert "--array=2 " in again.output
+
+    # a partial of another job (other options) in a planned slot is run again ...
+    other = tmp_path / "other.h5"
+    shutil.copy(layout.part(3), other)
+    with h5py.File(layout.part(3), "a") as f:
+        f.attrs["fingerprint"] = "0" * 32
+    assert "(2 already done, 2 to run)" in slurm_cli([*small_job, "--dry-run"]).output
+    shutil.copy(other, layout.part(3))
+
+    # ... and a file of another plan is refused, or deleted with --force
+    shutil.copy(other, layout.parts / "unit-0009.h5")
+    refused = slurm_cli(small_job)
+    assert refused.exit_code == 1
+    assert "holds partial results of another plan (unit-0009.h5)" in refused.output
+    assert slurm_cli([*small_job, "--force"]).exit_code == 0
+    assert not (layout.parts / "unit-0009.h5").exists()
+
+    # the merge also refuses a duplicated unit: a copy under another name
+    assert run_task(layout, 2).returncode == 0
+    shutil.copy(layout.part(0), layout.parts / "copy-of-unit-0000.h5")
+    merge = subprocess.run(["bash", str(layout.merge_script)], capture_output=True, text=True)
+    assert merge.returncode == 1
+    assert "Error: duplicate unit: module 0 cell 0" in merge.stderr
+    (layout.parts / "copy-of-unit-0000.h5").unlink()
+    merge = subprocess.run(["bash", str(layout.merge_script)], capture_output=True, text=True)
+    assert merge.returncode == 0, merge.stderr
+    assert (tmp_path / "mask.h5").is_file()

@@ -64,6 +64,7 @@ def slurm(make_mask_args: tuple[str, ...], output: Path, workdir: Path | None,
     if dry_run and (submit or wait):
         raise click.UsageError("--dry-run cannot be combined with --submit or --wait")
     output = check_output_path(output.absolute(), force=force)
+    _check_mask_path(output)
     dark_set, options = _open_job(make_mask_args, output)
     settings["time"] = settings.pop("time_")
     opts = sl.load_settings(dark_set.spec.name, settings, slurm_config)
@@ -125,6 +126,13 @@ def slurm(make_mask_args: tuple[str, ...], output: Path, workdir: Path | None,
     what = f"{n_units} of {len(sub.indices)} units failed" if n_units else "the merge failed"
     raise sl.SlurmError(f"{what}; see the logs above, fix the cause and rerun the same "
                         "command (only the missing units run again)")
+
+
+def _check_mask_path(output: Path) -> None:
+    """Refuse now what the merge job would refuse at the end (e.g. white space for CrystFEL)."""
+    from badpix.pipeline import geometry_lines
+
+    geometry_lines(output)
 
 
 def _open_job(make_mask_args: tuple[str, ...], output: Path) -> tuple[Any, Any]:
