@@ -1,7 +1,5 @@
-// Sorting of one short series (a pixel's frames, ~256-2000 values). LSD radix sort on order-
-// preserving unsigned keys: 8-bit digits, one histogram pass for all digits, and digits on which
-// every key agrees are skipped (a pixel's values share their top bits), so float32 usually needs
-// 2-3 scatter passes and 16-bit integers 1-2. No comparisons, no worst case, ties are free.
+// Sorting of one short series (a pixel's frames, ~256-2000 values): LSD radix sort on order-
+// preserving unsigned keys (see radix_sort_keys). No comparisons, no worst case, ties are free.
 #pragma once
 #include <algorithm>
 #include <cstddef>
@@ -73,12 +71,38 @@ inline bool key_is_finite(typename RadixKey<T>::K k) {
 
 }  // namespace detail
 
+namespace detail {
+
+// Digit histograms of (a[i] - lo) for P passes. Dark data concentrate in a few buckets of the top
+// digit, so consecutive increments hit the same counter (a store-to-load chain): even and odd
+// elements count into separate tables that are summed afterwards.
+template <int P, class K>
+void digit_histograms(const K* a, std::size_t n, K lo, const int* shift, const K* mask,
+                      std::uint32_t (*h0)[256], std::uint32_t (*h1)[256]) {
+    std::size_t i = 0;
+    for (; i + 2 <= n; i += 2) {
+        const K k0 = static_cast<K>(a[i] - lo), k1 = static_cast<K>(a[i + 1] - lo);
+        for (int d = 0; d < P; ++d) {
+            ++h0[d][k0 >> shift[d] & mask[d]];
+            ++h1[d][k1 >> shift[d] & mask[d]];
+        }
+    }
+    if (i < n) {
+        const K k0 = static_cast<K>(a[i] - lo);
+        for (int d = 0; d < P; ++d) ++h0[d][k0 >> shift[d] & mask[d]];
+    }
+}
+
+}  // namespace detail
+
 // Sorts unsigned keys a[0..n) ascending using b[0..n) as scratch; returns a or b, whichever holds
 // the result. LSD radix on (key - min): the span max - min fixes how many bits must be sorted
-// (dark data of one pixel span a narrow range, so float32 keys usually need 2-3 passes and
-// 16-bit keys 1-2, a single counting pass when the span is < 2^kMaxDigit). The digits are the
-// span's bits split evenly into passes of at most kMaxDigit bits, histogrammed in one pass.
-// No comparisons, no worst case, ties are free.
+// (dark data of one pixel span a narrow range, so float32 keys usually need 3 passes and 16-bit
+// keys 1-2, a single counting pass when the span is < 256). The span's bits are split evenly into
+// digits of at most 8 bits, all histogrammed in one pass. Each scatter pass fills every bucket
+// from both ends at once (the first half of the input forwards from the bucket's start, the
+// second half backwards from its end: still stable), halving the store-to-load chains on the
+// few crowded buckets. No comparisons, no worst case, ties are free.
 template <class K>
 K* radix_sort_keys(K* a, K* b, std::size_t n) {
     static_assert(std::is_unsigned_v<K>);
@@ -100,31 +124,49 @@ K* radix_sort_keys(K* a, K* b, std::size_t n) {
     for (K s = span; s; s = static_cast<K>(s >> 1)) ++bits;
     const int passes = (bits + kMaxDigit - 1) / kMaxDigit;
     int shift[kMaxPasses], width[kMaxPasses];
+    K mask[kMaxPasses];
     for (int d = 0, sh = 0; d < passes; ++d) {
         width[d] = (bits - sh + (passes - d) - 1) / (passes - d);  // even split, low digits wider
         shift[d] = sh;
+        mask[d] = static_cast<K>((K{1} << width[d]) - 1);
         sh += width[d];
     }
-    std::uint32_t hist[kMaxPasses][1u << kMaxDigit];
-    for (int d = 0; d < passes; ++d) std::memset(hist[d], 0, sizeof(std::uint32_t) << width[d]);
-    for (std::size_t i = 0; i < n; ++i) {
-        const K k = static_cast<K>(a[i] - lo);
-        for (int d = 0; d < passes; ++d) ++hist[d][(k >> shift[d]) & ((K{1} << width[d]) - 1)];
-    }
+    std::uint32_t h0[kMaxPasses][256], h1[kMaxPasses][256];
     for (int d = 0; d < passes; ++d) {
-        std::uint32_t* h = hist[d];
-        const K mask = static_cast<K>((K{1} << width[d]) - 1);
+        std::memset(h0[d], 0, sizeof(std::uint32_t) << width[d]);
+        std::memset(h1[d], 0, sizeof(std::uint32_t) << width[d]);
+    }
+    switch (passes) {
+        case 1: detail::digit_histograms<1>(a, n, lo, shift, mask, h0, h1); break;
+        case 2: detail::digit_histograms<2>(a, n, lo, shift, mask, h0, h1); break;
+        case 3: detail::digit_histograms<3>(a, n, lo, shift, mask, h0, h1); break;
+        default: detail::digit_histograms<kMaxPasses>(a, n, lo, shift, mask, h0, h1); break;
+    }
+    std::uint32_t front[256], back[256];
+    const std::size_t half = n / 2;
+    for (int d = 0; d < passes; ++d) {
+        const K m = mask[d];
         const int sh = shift[d];
-        if (h[static_cast<K>(a[0] - lo) >> sh & mask] == n) continue;  // all keys share this digit
+        const std::size_t nb = std::size_t{1} << width[d];
+        if (h0[d][static_cast<K>(a[0] - lo) >> sh & m] + h1[d][static_cast<K>(a[0] - lo) >> sh & m] == n)
+            continue;  // all keys share this digit
         std::uint32_t sum = 0;
-        for (std::size_t j = 0, m = std::size_t{1} << width[d]; j < m; ++j) {
-            const std::uint32_t c = h[j];
-            h[j] = sum;
-            sum += c;
+        for (std::size_t j = 0; j < nb; ++j) {
+            front[j] = sum;
+            sum += h0[d][j] + h1[d][j];
+            back[j] = sum;  // one past the bucket's end
         }
-        for (std::size_t i = 0; i < n; ++i) {
-            const K k = a[i];
-            b[h[static_cast<K>(k - lo) >> sh & mask]++] = k;
+        // a[0..half) forwards from the starts, a[half..n) backwards (from n-1) from the ends.
+        std::size_t i = 0, r = n;
+        for (; i < half; ++i) {
+            const K kf = a[i];
+            const K kb = a[--r];
+            b[front[static_cast<K>(kf - lo) >> sh & m]++] = kf;
+            b[--back[static_cast<K>(kb - lo) >> sh & m]] = kb;
+        }
+        if (r > i) {  // odd n: the middle element belongs to the back half
+            const K kb = a[--r];
+            b[--back[static_cast<K>(kb - lo) >> sh & m]] = kb;
         }
         std::swap(a, b);
     }
