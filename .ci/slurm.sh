@@ -15,11 +15,12 @@ repo=$(pwd)
 shared="$(dirname "$repo")/shared"
 [[ -f $shared/slurm/start-local-slurm.sh ]] || shared=/work/shared
 
-# 8 advertised CPUs let the array tasks of the test run at once (no cgroups: they share the
-# real cores); the memory must cover the largest --mem of configs/slurm.toml (8G) and the
-# partitions its partition names.
+# 8 advertised CPUs (the AGIPD1M cpus-per-task) let the array tasks of the test run at once;
+# 40000 MB cover the largest --mem of configs/slurm.toml (32G), so its defaults submit as they
+# are. Neither is enforced (no cgroups): the tasks share the real cores and memory. The
+# partitions are those configs/slurm.toml names.
 export SLURM_LOCAL_CPUS=${SLURM_LOCAL_CPUS:-8}
-export SLURM_LOCAL_MEM_MB=${SLURM_LOCAL_MEM_MB:-16000}
+export SLURM_LOCAL_MEM_MB=${SLURM_LOCAL_MEM_MB:-40000}
 export SLURM_LOCAL_PARTITIONS=${SLURM_LOCAL_PARTITIONS:-"debug exfel upex"}
 
 bash "$shared/slurm/start-local-slurm.sh"

@@ -120,7 +120,7 @@ def load_settings(
     --------
     >>> s = load_settings("agipd1m", {"partition": "upex"})
     >>> s.partition, s.cpus_per_task
-    ('upex', 2)
+    ('upex', 8)
     """
     path = Path(path) if path is not None else CONFIG_PATH
     try:
@@ -348,8 +348,10 @@ def render_array_script(spec: JobSpec) -> str:
     >>> spec = JobSpec(units=(Unit(0, 3, "0:8"),), make_mask_args=("/runs/r1",),
     ...                output=Path("/m.h5"), layout=JobLayout(Path("/m.h5.slurm")),
     ...                settings=SlurmSettings(), badpix=("/py", "-m", "badpix"), cwd=Path("/"))
-    >>> print([ln for ln in render_array_script(spec).splitlines() if "--array" in ln][0])
+    >>> lines = render_array_script(spec).splitlines()
+    >>> print("\n".join(ln for ln in lines if ln.startswith(("#SBATCH --a", '    "3'))))
     #SBATCH --array=0-0
+        "3 0:8"  # 0
     """
     s, lay = spec.settings, spec.layout
     n = len(spec.units)

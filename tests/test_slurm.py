@@ -36,7 +36,7 @@ def test_default_settings_come_from_the_builtin_file() -> None:
 
 def test_detector_table_overrides_default_case_insensitively() -> None:
     s = slurm.load_settings("agipd1m")
-    assert (s.partition, s.mem, s.cpus_per_task) == ("exfel", "8G", 2)
+    assert (s.partition, s.mem, s.cpus_per_task) == ("exfel", "32G", 8)
     assert s.merge_time == "00:30:00"  # not in [AGIPD1M]: from [default]
 
 
