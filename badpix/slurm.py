@@ -349,9 +349,8 @@ def render_array_script(spec: JobSpec) -> str:
     ...                output=Path("/m.h5"), layout=JobLayout(Path("/m.h5.slurm")),
     ...                settings=SlurmSettings(), badpix=("/py", "-m", "badpix"), cwd=Path("/"))
     >>> lines = render_array_script(spec).splitlines()
-    >>> print("\n".join(ln for ln in lines if ln.startswith(("#SBATCH --a", '    "3'))))
-    #SBATCH --array=0-0
-        "3 0:8"  # 0
+    >>> [ln for ln in lines if ln.startswith(("#SBATCH --a", '    "3'))]
+    ['#SBATCH --array=0-0', '    "3 0:8"  # 0']
     """
     s, lay = spec.settings, spec.layout
     n = len(spec.units)
