@@ -78,18 +78,18 @@ namespace detail {
 // elements count into separate tables that are summed afterwards.
 template <int P, class K>
 void digit_histograms(const K* a, std::size_t n, K lo, const int* shift, const K* mask,
-                      std::uint32_t (*h0)[256], std::uint32_t (*h1)[256]) {
+                      std::uint32_t (*h0)[256], std::uint32_t (*h1)[256], int passes = P) {
     std::size_t i = 0;
     for (; i + 2 <= n; i += 2) {
         const K k0 = static_cast<K>(a[i] - lo), k1 = static_cast<K>(a[i + 1] - lo);
-        for (int d = 0; d < P; ++d) {
+        for (int d = 0; d < std::min(P, passes); ++d) {
             ++h0[d][k0 >> shift[d] & mask[d]];
             ++h1[d][k1 >> shift[d] & mask[d]];
         }
     }
     if (i < n) {
         const K k0 = static_cast<K>(a[i] - lo);
-        for (int d = 0; d < P; ++d) ++h0[d][k0 >> shift[d] & mask[d]];
+        for (int d = 0; d < std::min(P, passes); ++d) ++h0[d][k0 >> shift[d] & mask[d]];
     }
 }
 
@@ -140,7 +140,7 @@ K* radix_sort_keys(K* a, K* b, std::size_t n) {
         case 1: detail::digit_histograms<1>(a, n, lo, shift, mask, h0, h1); break;
         case 2: detail::digit_histograms<2>(a, n, lo, shift, mask, h0, h1); break;
         case 3: detail::digit_histograms<3>(a, n, lo, shift, mask, h0, h1); break;
-        default: detail::digit_histograms<kMaxPasses>(a, n, lo, shift, mask, h0, h1); break;
+        default: detail::digit_histograms<kMaxPasses>(a, n, lo, shift, mask, h0, h1, passes); break;
     }
     std::uint32_t front[256], back[256];
     const std::size_t half = n / 2;
