@@ -207,6 +207,8 @@ _REFINE_INLIERS = 0.95  # re-examine pixels that kept fewer inliers than this ..
 _REFINE_SIGMA = 0.75  # ... or whose robust sigma is this far below the sample std
 _REFINE_SIGMA_HIGH = 1.1  # ... or above it (a location stuck on a chance cluster inflates σ)
 _ROUNDS = 30
+_EM_ROUNDS = 15
+_EM_INLIERS = 0.9  # two-state test only below this inlier fraction (else: one Gaussian)
 _SEPARATION = 3.0  # two states of a telegraph pixel: |m1 - m2| / (s1 + s2) at least this
 
 
@@ -264,7 +266,7 @@ def _refine(
 
     # two Gaussians by EM, only where the robust fit reported outliers (few pixels)
     keep = np.zeros(idx.size, bool)
-    em = np.flatnonzero(frac.reshape(-1)[idx] < _REFINE_INLIERS)
+    em = np.flatnonzero(frac.reshape(-1)[idx] < _EM_INLIERS)
     if em.size:
         ref = 0.0 if sigma_ref is None else np.broadcast_to(sigma_ref, mean.shape).reshape(-1)
         keep[em] = _two_states(
@@ -303,7 +305,7 @@ def _two_states(
     m1, s1 = _moments(z, major, mu_r, sig_r)
     m2, s2 = _moments(z, wt - major, mu_w, sig_w)
     p1 = major.sum(axis=0) / np.maximum(n, 1)
-    for _ in range(_ROUNDS):
+    for _ in range(_EM_ROUNDS):
         a = p1 * _pdf(z, m1, np.maximum(s1, floor))
         b = (1 - p1) * _pdf(z, m2, np.maximum(s2, floor))
         r = wt * a / np.maximum(a + b, 1e-300)

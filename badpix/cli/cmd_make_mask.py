@@ -102,7 +102,13 @@ def _progress(quiet: bool, desc: str) -> Callable[[Iterable[Any]], Iterable[Any]
 
 
 def _command_line() -> str:
-    return shlex.join(["badpix", *sys.argv[1:]])
+    """The command as typed (from ``sys.argv``), else rebuilt from the parsed parameters."""
+    ctx = click.get_current_context()
+    args = sys.argv[1:]
+    if ctx.info_name in args:
+        return shlex.join(["badpix", *args[args.index(ctx.info_name) :]])
+    params = [f"{k}={v!r}" for k, v in ctx.params.items() if v not in (None, False, ())]
+    return f"badpix {ctx.info_name} " + " ".join(params)
 
 
 @click.command("make-mask")
