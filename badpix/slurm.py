@@ -339,6 +339,18 @@ def _header(spec: JobSpec, what: Sequence[str]) -> list[str]:
     return lines
 
 
+def _paired(args: Sequence[str]) -> list[str]:
+    """Quoted arguments, one per line, an option and its value on the same line (readability)."""
+    lines: list[str] = []
+    for arg in args:
+        if lines and lines[-1].startswith("-") and " " not in lines[-1] \
+                and not arg.startswith("-"):
+            lines[-1] += " " + shlex.quote(arg)
+        else:
+            lines.append(shlex.quote(arg))
+    return lines
+
+
 def render_array_script(spec: JobSpec) -> str:
     """The array job script: task ``$SLURM_ARRAY_TASK_ID`` computes that unit's partial result.
 
@@ -382,7 +394,7 @@ def render_array_script(spec: JobSpec) -> str:
         "",
         "# The runs and make-mask options shared by every unit",
         "RUNS_AND_OPTIONS=(",
-        *(f"    {shlex.quote(arg)}" for arg in spec.make_mask_args),
+        *(f"    {line}" for line in _paired(spec.make_mask_args)),
         ")",
         f"PARTS={shlex.quote(str(lay.parts))}",
         "",

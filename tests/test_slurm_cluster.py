@@ -98,7 +98,8 @@ def test_slurm_mask_equals_one_process_mask_and_a_rerun_completes_it(
     # a planning budget for 4 of the 8 cells (30 MiB each + 512 MiB overhead): 2 units a module
     args = ["slurm", *runs, "-o", str(out), "--workdir", str(layout.workdir),
             "--max-memory", "640M", "--partition", "exfel",
-            "--mem", "1G", "--merge-mem", "1G", "--time", "00:10:00", "--poll", "0.5",
+            "--mem", "1G", "--merge-mem", "1G", "--cpus-per-task", "1", "--time", "00:10:00",
+            "--poll", "0.5",
             "--timeout", "900"]
 
     written = invoke(args)
