@@ -112,6 +112,34 @@ double msse_walk(const SortedSeries& s, double t, std::size_t k, double lambda, 
     std::size_t i = k;
     const double lam2 = lambda * lambda;
     if (!s.w) {
+        // Jumps: the window of the K = i + m nearest values is accepted at once when even its
+        // farthest value passes the test at the largest rank with the current (smallest) S:
+        // r_j <= d_max, j - 1 <= K - 2 and S_j >= S for every rank j in [i, K). Each try costs
+        // a binary search over m starts; m halves on a refusal, and below 4 the walk steps.
+        std::size_t lo = a, hi = a + k;
+        std::size_t m = std::max<std::size_t>(4, k / 4);
+        while (m >= 4 && hi - lo < n) {
+            const std::size_t K = std::min(n, hi - lo + m);
+            std::size_t b0 = hi > K ? hi - K : 0, b1 = std::min(lo, n - K);  // starts keeping [lo, hi)
+            while (b0 < b1) {  // first start whose window is at least as near as the next one
+                const std::size_t mid = b0 + (b1 - b0) / 2;
+                if (t - y[mid] > y[mid + K] - t)
+                    b0 = mid + 1;
+                else
+                    b1 = mid;
+            }
+            const double dmax = std::max(t - y[b0], y[b0 + K - 1] - t);
+            if (dmax * dmax * static_cast<double>(K - 2) <= lam2 * S) {
+                lo = b0;
+                hi = b0 + K;
+                S = wss(s, lo, hi, t);
+            } else {
+                m /= 2;
+            }
+        }
+        i = hi - lo;
+        l = static_cast<std::ptrdiff_t>(lo) - 1;
+        r = static_cast<std::ptrdiff_t>(hi);
         for (; i < n; ++i) {
             const double dl = t - y[l], dr = y[r] - t;
             const bool left = dl <= dr;
