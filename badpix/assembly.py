@@ -148,7 +148,7 @@ def assemble(
     for key in ("created", "elapsed_s", "host"):
         prov.pop(key, None)
     for key, value in prov.items():  # JSON attributes back to objects (finish re-encodes)
-        if isinstance(value, str) and value[:1] in "[{":
+        if isinstance(value, str) and value.startswith(("[", "{")):
             prov[key] = json.loads(value)
     prov["command_line"] = command_line or prov.get("command_line", "")
     first_module = int(parts[0].plan.get("first_module", 0))

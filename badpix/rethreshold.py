@@ -92,7 +92,7 @@ def _lines(out: str | Path) -> str:
 
 
 def _json(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in "[{":
+    if isinstance(value, str) and value.startswith(("[", "{")):
         try:
             return json.loads(value)
         except ValueError:
