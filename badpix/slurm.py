@@ -650,8 +650,18 @@ def wait_for_jobs(
     ids = [i for i in (submission.array_id, submission.merge_id) if i]
     deadline = None if timeout is None else time.monotonic() + timeout
     last = ""
+    errors = 0
     while True:
-        jobs = queued(ids)
+        try:
+            jobs = queued(ids)
+            errors = 0
+        except SlurmError:
+            # a busy controller times out now and then; give up only if it stays away
+            errors += 1
+            if errors >= 5:
+                raise
+            time.sleep(poll)
+            continue
         if not jobs:
             return
         for job in jobs:
