@@ -76,20 +76,29 @@ namespace detail {
 // Digit histograms of (a[i] - lo) for P passes. Dark data concentrate in a few buckets of the top
 // digit, so consecutive increments hit the same counter (a store-to-load chain): even and odd
 // elements count into separate tables that are summed afterwards.
+// P > 0: exactly P digits (unrolled); P == 0: `passes` digits.
 template <int P, class K>
-void digit_histograms(const K* a, std::size_t n, K lo, const int* shift, const K* mask,
-                      std::uint32_t (*h0)[256], std::uint32_t (*h1)[256], int passes = P) {
+void digit_histograms(const K* a, std::size_t n, K lo, const int* shift_in, const K* mask_in,
+                      std::uint32_t (*h0)[256], std::uint32_t (*h1)[256], int passes) {
+    constexpr int kMax = 8 * static_cast<int>(sizeof(K));
+    const int np = P > 0 ? P : passes;
+    int shift[kMax];
+    K mask[kMax];
+    for (int d = 0; d < np; ++d) {
+        shift[d] = shift_in[d];
+        mask[d] = mask_in[d];
+    }
     std::size_t i = 0;
     for (; i + 2 <= n; i += 2) {
         const K k0 = static_cast<K>(a[i] - lo), k1 = static_cast<K>(a[i + 1] - lo);
-        for (int d = 0; d < std::min(P, passes); ++d) {
+        for (int d = 0; d < (P > 0 ? P : np); ++d) {
             ++h0[d][k0 >> shift[d] & mask[d]];
             ++h1[d][k1 >> shift[d] & mask[d]];
         }
     }
     if (i < n) {
         const K k0 = static_cast<K>(a[i] - lo);
-        for (int d = 0; d < std::min(P, passes); ++d) ++h0[d][k0 >> shift[d] & mask[d]];
+        for (int d = 0; d < np; ++d) ++h0[d][k0 >> shift[d] & mask[d]];
     }
 }
 
@@ -137,10 +146,10 @@ K* radix_sort_keys(K* a, K* b, std::size_t n) {
         std::memset(h1[d], 0, sizeof(std::uint32_t) << width[d]);
     }
     switch (passes) {
-        case 1: detail::digit_histograms<1>(a, n, lo, shift, mask, h0, h1); break;
-        case 2: detail::digit_histograms<2>(a, n, lo, shift, mask, h0, h1); break;
-        case 3: detail::digit_histograms<3>(a, n, lo, shift, mask, h0, h1); break;
-        default: detail::digit_histograms<kMaxPasses>(a, n, lo, shift, mask, h0, h1, passes); break;
+        case 1: detail::digit_histograms<1>(a, n, lo, shift, mask, h0, h1, 1); break;
+        case 2: detail::digit_histograms<2>(a, n, lo, shift, mask, h0, h1, 2); break;
+        case 3: detail::digit_histograms<3>(a, n, lo, shift, mask, h0, h1, 3); break;
+        default: detail::digit_histograms<0>(a, n, lo, shift, mask, h0, h1, passes); break;
     }
     std::uint32_t front[256], back[256];
     const std::size_t half = n / 2;
