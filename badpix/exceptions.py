@@ -47,3 +47,7 @@ class OutputExistsError(BadpixError, FileExistsError):
 
 class OutputError(BadpixError, OSError):
     """The output cannot be written where it was asked for."""
+
+
+class SlurmError(BadpixError, RuntimeError):
+    """A SLURM command failed, or submitted jobs did not all succeed."""

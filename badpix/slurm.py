@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from badpix.atomic import atomic_output
-from badpix.exceptions import BadpixError, ConfigError
+from badpix.exceptions import ConfigError, SlurmError
 
 try:
     import tomllib
@@ -53,10 +53,6 @@ ENV_VARS = (
     "EXTRA_DATA_DATA_ROOT",
     "HDF5_USE_FILE_LOCKING",
 )
-
-
-class SlurmError(BadpixError, RuntimeError):
-    """A SLURM command failed, or submitted jobs did not all succeed."""
 
 
 # ----------------------------------------------------------------------------------- settings
