@@ -12,6 +12,8 @@ available_detectors() -> list[str]
     Names of the built-in detector configurations.
 CONFIG_DIR
     Folder of the built-in TOML files (``badpix/configs``, a link to the top-level ``configs``).
+    A file there is a detector configuration only if it has a ``[detector]`` table: the folder
+    also holds other settings (``slurm.toml``, read by ``badpix.slurm``), which are no detector.
 """
 
 from __future__ import annotations
@@ -188,7 +190,7 @@ class DetectorSpec:
 def available_detectors() -> list[str]:
     """Names of the built-in detector configurations, e.g. ``["AGIPD1M", ...]``."""
     names = []
-    for path in sorted(CONFIG_DIR.glob("*.toml")):
+    for path in _builtin_detector_files():
         try:
             names.append(load_detector(path).name)
         except ConfigError:  # a broken file must not hide the others
@@ -245,10 +247,27 @@ def _find_config(name_or_path: str | Path) -> Path:
             raise ConfigError(f"detector config {path} does not exist")
         return path
     candidate = CONFIG_DIR / f"{str(name_or_path).lower()}.toml"
-    if candidate.is_file():
+    if candidate.is_file() and _is_detector_file(candidate):
         return candidate
-    known = ", ".join(p.stem.upper() for p in sorted(CONFIG_DIR.glob("*.toml")))
+    known = ", ".join(p.stem.upper() for p in _builtin_detector_files())
     raise ConfigError(f"unknown detector {name_or_path!r}; known detectors: {known}")
+
+
+def _builtin_detector_files() -> list[Path]:
+    """The detector configurations among the built-in TOML files, sorted by file name."""
+    return [p for p in sorted(CONFIG_DIR.glob("*.toml")) if _is_detector_file(p)]
+
+
+def _is_detector_file(path: Path) -> bool:
+    """Whether ``path`` describes a detector (has a ``[detector]`` table).
+
+    A file that cannot be read or parsed counts as one, so that loading it reports what is
+    wrong with it instead of calling a broken built-in detector unknown.
+    """
+    try:
+        return "detector" in tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return True
 
 
 def _nest(overrides: Mapping[str, Any], path: Path) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 
+from badpix import detectors
 from badpix.detectors import CONFIG_DIR, available_detectors, load_detector
 from badpix.exceptions import ConfigError
 
@@ -71,10 +72,36 @@ def test_overrides():
 
 
 def test_unknown_detector():
-    with pytest.raises(ConfigError, match="unknown detector 'EPIX9'; known detectors: AGIPD1M"):
+    known = "AGIPD1M, AGIPD500K, DSSC1M, JUNGFRAU, LPD1M"
+    with pytest.raises(ConfigError, match=f"unknown detector 'EPIX9'; known detectors: {known}$"):
         load_detector("EPIX9")
     with pytest.raises(ConfigError, match="does not exist"):
         load_detector("/nonexistent/x.toml")
+
+
+def test_other_settings_in_the_config_folder_are_no_detector():
+    # configs/slurm.toml (badpix slurm's settings) sits beside the detector files
+    assert (CONFIG_DIR / "slurm.toml").is_file()
+    assert "SLURM" not in available_detectors()
+    with pytest.raises(ConfigError, match=f"unknown detector 'slurm'; known detectors: "
+                                          f"{', '.join(sorted(EXPECTED))}$"):
+        load_detector("slurm")
+
+
+def test_config_folder_rules(tmp_path, monkeypatch):
+    """Only files with a [detector] table are detectors; a broken one is reported, not hidden."""
+    monkeypatch.setattr(detectors, "CONFIG_DIR", tmp_path)
+    (tmp_path / "mydet.toml").write_text((CONFIG_DIR / "dssc1m.toml").read_text()
+                                         .replace('name = "DSSC1M"', 'name = "MYDET"'))
+    (tmp_path / "settings.toml").write_text("[default]\npartition = 'x'\n")
+    (tmp_path / "broken.toml").write_text("[detector\n")
+    assert available_detectors() == ["MYDET"]
+    assert load_detector("mydet").name == "MYDET"
+    with pytest.raises(ConfigError, match=r"unknown detector 'settings'; known detectors: "
+                                          r"BROKEN, MYDET$"):
+        load_detector("settings")
+    with pytest.raises(ConfigError, match=r"broken\.toml: invalid TOML"):
+        load_detector("broken")
 
 
 def _write(tmp_path, text, old=None, new=None):
