@@ -13,7 +13,8 @@ from click.testing import CliRunner
 
 from badpix.cli import main
 from badpix.crystfel import parse_geometry
-from badpix.masktools import EXTERNAL_BIT, read_edf
+from badpix.maskexport import read_edf
+from badpix.masktools import EXTERNAL_BIT
 
 
 @pytest.fixture(scope="module")

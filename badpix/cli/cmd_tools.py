@@ -90,7 +90,8 @@ def export(mask: str, fmt: str, output: str, layout: str | None, geometry: str |
     """Write mask MASK for another program: a CrystFEL .geom pointing at MASK, a pyFAI mask
     (1 = masked), a Cheetah/OM bad-pixel map (/data/data, 1 = good) or a NeXus pixel_mask.
     """
-    from badpix.masktools import export_mask, open_mask
+    from badpix.maskexport import export_mask
+    from badpix.masktools import open_mask
 
     try:
         bits = None if bad_bits is None else int(bad_bits, 0)
