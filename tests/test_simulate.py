@@ -1,4 +1,4 @@
-"""Tests of badpix.simulate and ``badpix simulate``: layout, truth, planted pixels."""
+"""Tests of badpix.simulate(_pixels) and ``badpix simulate``: layout, truth, planted pixels."""
 
 from __future__ import annotations
 
@@ -10,14 +10,8 @@ from extra_data import RunDirectory
 from badpix.cli import main
 from badpix.detectors import load_detector
 from badpix.exceptions import ConfigError, OutputExistsError
-from badpix.simulate import (
-    CLASSES,
-    EXPECTED_BITS,
-    load_truth,
-    module_frames,
-    module_model,
-    simulate_dark_set,
-)
+from badpix.simulate import load_truth, simulate_dark_set
+from badpix.simulate_pixels import CLASSES, EXPECTED_BITS, module_frames, module_model
 
 
 def test_layout_opens_with_extra_data(agipd_dark_set):
