@@ -87,3 +87,22 @@ def run_copy(tmp_path: Path, agipd_dark_set: SimulatedSet) -> list[Path]:
         shutil.copytree(run_dir, dest, ignore=shutil.ignore_patterns("karabo_data_map.json"))
         out.append(dest)
     return out
+
+
+@pytest.fixture(scope="session")
+def agipd_mask(agipd_dark_set: SimulatedSet, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``badpix make-mask`` of ``agipd_dark_set`` (default thresholds), made once per session.
+
+    ``<tmp>/agipd_mask/mask.h5``: 16 modules, modules 0-2 processed (module 0 with the dead ASIC),
+    3-15 ``NO_DARK_DATA``; 8 cells, gain stages high, medium, low. Compare with
+    ``load_truth(agipd_dark_set.truth_path)``. Read-only: copy it before modifying it.
+    """
+    from click.testing import CliRunner
+
+    from badpix.cli import main
+
+    out = tmp_path_factory.mktemp("agipd_mask") / "mask.h5"
+    args = ["make-mask", *map(str, agipd_dark_set.run_dirs), "-o", str(out), "-q"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return out

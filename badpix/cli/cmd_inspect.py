@@ -33,7 +33,7 @@ def inspect_mask(mask: str, as_json: bool, plot_file: str | None, geometry: str 
     Examples: ``badpix inspect mask.h5 --top 5``, ``badpix inspect mask.h5 --json``,
     ``badpix inspect mask.h5 --plot mask.png``, ``badpix inspect mask.h5 --check``.
     """
-    from badpix.inspection import check_mask, format_summary, plot_mask, summarize
+    from badpix.inspection import check_mask, format_summary, summarize
     from badpix.masktools import open_mask
 
     if plot_file:
@@ -51,5 +51,7 @@ def inspect_mask(mask: str, as_json: bool, plot_file: str | None, geometry: str 
         click.echo(json.dumps(summary, indent=1) if as_json else format_summary(summary, top))
         if plot_file:
             with atomic_output(plot_file, force=force) as tmp:
-                plot_mask(m, tmp, geometry_file=geometry, summary=summary)
+                from badpix.inspection_plot import plot_mask
+
+                plot_mask(m, tmp, geometry_file=geometry)
             click.echo(f"wrote {plot_file}", err=True)

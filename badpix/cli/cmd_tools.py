@@ -38,7 +38,7 @@ def diff(a: str, b: str, as_json: bool, plot_file: str | None, geometry: str | N
         result = diff_masks(ma, mb)
         click.echo(json.dumps(result, indent=1) if as_json else format_diff(result, top))
         if plot_file:
-            from badpix.inspection import plot_diff
+            from badpix.inspection_plot import plot_diff
 
             with atomic_output(plot_file, force=force) as tmp:
                 plot_diff(ma, mb, tmp, geometry_file=geometry)
