@@ -1,150 +1,115 @@
-"""``badpix diff``, ``merge`` and ``export`` on planted masks: exact changes, OR, round trips."""
+"""``badpix diff`` and ``merge`` on masks made by ``make-mask`` (and ``rethreshold``) from the
+simulated runs: exact changes against the arrays and scores, OR, provenance."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
-from _maskfixtures import write_planted_mask
 from click.testing import CliRunner
 
 from badpix.cli import main
-from badpix.crystfel import parse_geometry
-from badpix.maskexport import read_edf
 from badpix.masktools import EXTERNAL_BIT
 
-
-@pytest.fixture(scope="module")
-def masks(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    d = tmp_path_factory.mktemp("tools")
-    a = write_planted_mask(d / "a.h5")
-    b = write_planted_mask(d / "b.h5", extra_hot=[(5, 100, 100)])  # one new bad pixel
-    return a, b
+OFFSET, NOISE = 1 << 0, 1 << 1
 
 
-def run(*args: str) -> object:
+def run(*args: object) -> object:
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def static(path: Path) -> np.ndarray:
+def read(path: Path, name: str = "mask") -> np.ndarray:
     with h5py.File(path, "r") as f:
-        return f["mask"][()]
+        return f[name][()]
 
 
-def test_diff_self_is_empty(masks: tuple[Path, Path]) -> None:
-    r = run("diff", masks[0], masks[0])
+@pytest.fixture(scope="module")
+def strict_mask(agipd_mask: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``agipd_mask`` re-cut with offset and noise score cuts 4 instead of 5."""
+    out = tmp_path_factory.mktemp("tools") / "snr4.h5"
+    r = run("rethreshold", agipd_mask, "-o", out, "--offset-snr", "4", "--noise-snr", "4", "-q")
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_diff_self_is_empty(agipd_mask: Path) -> None:
+    r = run("diff", agipd_mask, agipd_mask)
     assert r.exit_code == 0 and r.output.strip() == "no differences"
 
 
-def test_diff_finds_exactly_the_change(masks: tuple[Path, Path]) -> None:
-    r = run("diff", masks[0], masks[1], "--json")
-    d = json.loads(r.output)
+def test_diff_of_stricter_cuts(agipd_mask: Path, strict_mask: Path) -> None:
+    a, b = read(agipd_mask), read(strict_mask)
+    d = json.loads(run("diff", agipd_mask, strict_mask, "--json").output)
+    new = (a == 0) & (b != 0)
     assert not d["identical"]
-    assert d["totals"]["new_bad"] == 1 and d["totals"]["no_longer_bad"] == 0
-    assert d["totals"]["changed_reason"] == 0
-    assert [m["module"] for m in d["per_module"] if m["new_bad"]] == [5]
-    assert d["per_bit"] == [{"bit": 1, "name": "OFFSET_OUT_OF_THRESHOLD", "gained": 1,
-                             "lost": 0}]
-    assert [c["new_bad"] for c in d["per_cell"]] == [0, 1, 0]
-    text = run("diff", masks[1], masks[0]).output
-    assert "0 new bad, 1 no longer bad" in text
+    assert d["totals"] == {"new_bad": int(new.sum()), "no_longer_bad": 0,
+                           "changed_reason": int(np.count_nonzero((a != 0) & (a != b))),
+                           "bad_a": int(np.count_nonzero(a)), "bad_b": int(np.count_nonzero(b))}
+    assert d["totals"]["new_bad"] > 0
+    assert not np.any(a & ~b)  # lower cuts only add bits
+    assert {r["name"] for r in d["per_bit"]} <= {"OFFSET_OUT_OF_THRESHOLD",
+                                                 "NOISE_OUT_OF_THRESHOLD"}
+    for r in d["per_bit"]:
+        assert r == {"bit": r["bit"], "name": r["name"], "lost": 0,
+                     "gained": int(np.count_nonzero(~a & b & r["bit"]))}
+    assert [m["new_bad"] for m in d["per_module"]] == [int(new[m].sum()) for m in range(16)]
+    pa, pb = read(agipd_mask, "mask_per_cell"), read(strict_mask, "mask_per_cell")
+    assert [c["new_bad"] for c in d["per_cell"]] == [
+        int(np.count_nonzero((pa[:, c] == 0) & (pb[:, c] != 0))) for c in range(8)]
+    # each new bad pixel has a score between the two cuts in some gain stage and cell
+    with h5py.File(agipd_mask, "r") as f:
+        score = np.maximum(np.abs(f["scores/offset"][:3]), np.abs(f["scores/noise"][:3]))
+    worst = np.nanmax(score, axis=(1, 2))[new[:3]]
+    assert worst.size == new.sum() and np.all((worst > 4) & (worst <= 5))
+    text = run("diff", strict_mask, agipd_mask).output
+    assert f"0 new bad, {new.sum()} no longer bad" in text
 
 
-def test_merge_is_or_and_keeps_provenance(masks: tuple[Path, Path], tmp_path: Path) -> None:
+def test_merge_is_or_and_keeps_provenance(agipd_mask: Path, strict_mask: Path,
+                                          tmp_path: Path) -> None:
     plain = tmp_path / "plain.h5"
     good = np.ones((16 * 512, 128), np.uint8)
     good[42, 7] = 0  # module 0, ss 42, fs 7 is bad in a 1-good mask
     with h5py.File(plain, "w") as f:
         f["data/data"] = good
     out = tmp_path / "merged.h5"
-    r = run("merge", masks[0], masks[1], f"{plain}:/data/data", "--polarity", "1-good",
+    r = run("merge", agipd_mask, strict_mask, f"{plain}:/data/data", "--polarity", "1-good",
             "-o", out)
     assert r.exit_code == 0, r.output
-    expected = static(masks[0]) | static(masks[1])
+    expected = read(agipd_mask) | read(strict_mask)
     expected[0, 42, 7] |= EXTERNAL_BIT
-    assert np.array_equal(static(out), expected)
+    assert np.array_equal(read(out), expected)
+    per_cell = read(agipd_mask, "mask_per_cell") | read(strict_mask, "mask_per_cell")
+    per_cell[0, :, 42, 7] |= EXTERNAL_BIT
+    assert np.array_equal(read(out, "mask_per_cell"), per_cell)
     with h5py.File(out, "r") as f:
         src = f["provenance/sources"]
         assert sorted(src) == ["0", "1", "2"]
-        assert src["0"].attrs["path"] == str(masks[0]) and src["0"].attrs["runs"]
+        assert src["0"].attrs["path"] == str(agipd_mask)
+        assert src["0"].attrs["command_line"].startswith("badpix make-mask")
         assert src["2"].attrs["polarity"] == "1-good"
         assert np.array_equal(f["mask_stacked"][()], expected.reshape(-1, 128))
+        assert "stats" not in f and list(f["modules_processed"][()]) == [True] * 3 + [False] * 13
     assert run("inspect", out, "--check").exit_code == 0
-    assert run("merge", masks[0], "-o", out).exit_code == 1  # exists, no --force
+    assert run("merge", agipd_mask, "-o", out).exit_code == 1  # exists, no --force
 
 
-def test_merge_refuses_incompatible_inputs(masks: tuple[Path, Path], tmp_path: Path) -> None:
+def test_merge_refuses_incompatible_inputs(agipd_mask: Path, tmp_path: Path) -> None:
     plain = tmp_path / "p.h5"
     with h5py.File(plain, "w") as f:
         f["m"] = np.zeros((8, 512, 128), np.uint8)
-    r = run("merge", masks[0], f"{plain}:/m", "-o", tmp_path / "o.h5")
+    r = run("merge", agipd_mask, f"{plain}:/m", "-o", tmp_path / "o.h5")
     assert r.exit_code == 1 and "incompatible shapes" in r.output
     other = tmp_path / "other.h5"
-    other.write_bytes(masks[0].read_bytes())
+    shutil.copy(agipd_mask, other)
     with h5py.File(other, "r+") as f:
         f.attrs["detector"] = "AGIPD500K"
-    r = run("diff", masks[0], other)
+    r = run("diff", agipd_mask, other)
     assert r.exit_code == 1 and "different detectors" in r.output
     r = run("merge", tmp_path / "nothing.h5", "-o", tmp_path / "o.h5")
     assert r.exit_code == 1 and "not a badpix mask file" in r.output
     assert not (tmp_path / "o.h5").exists()
-
-
-@pytest.mark.parametrize("layout", ["vds", "stacked"])
-def test_export_crystfel(masks: tuple[Path, Path], tmp_path: Path, layout: str) -> None:
-    from extra_geom import AGIPD_1MGeometry
-
-    out = tmp_path / "m.geom"
-    assert run("export", masks[0], "--format", "crystfel", "--layout", layout,
-               "-o", out).exit_code == 0
-    text = out.read_text()
-    top, _ = parse_geometry(text)
-    assert top["mask_file"] == str(masks[0].resolve())
-    assert top["mask"] == {"vds": "/mask", "stacked": "/mask_stacked"}[layout]
-    bad_bits = int(top["mask_bad"], 0)
-    assert bad_bits < 2**31 and top["mask_good"] == "0x0"
-    assert int(np.bitwise_or.reduce(static(masks[0]).ravel())) & ~bad_bits == 0
-    lines = text.splitlines()
-    keys = [ln.split(";")[0].split("=")[0].strip() if "=" in ln.split(";")[0] else ""
-            for ln in lines]
-    first_panel = next(i for i, k in enumerate(keys) if "/" in k or k.startswith("rigid_group"))
-    assert max(i for i, ln in enumerate(lines) if ln.startswith("mask")) < first_panel
-    AGIPD_1MGeometry.from_crystfel_geom(str(out))
-
-
-def test_export_pyfai_cheetah_om_nexus_round_trip(masks: tuple[Path, Path],
-                                                  tmp_path: Path) -> None:
-    bad = static(masks[0]) != 0
-    stacked = bad.reshape(-1, 128)
-    assert run("export", masks[0], "--format", "pyfai", "-o", tmp_path / "m.edf").exit_code == 0
-    header, arr = read_edf(tmp_path / "m.edf")
-    assert header["polarity"] == "1=masked" and np.array_equal(arr, stacked.astype(np.int8))
-    run("export", masks[0], "--format", "pyfai", "-o", tmp_path / "m.npy")
-    assert np.array_equal(np.load(tmp_path / "m.npy"), stacked)
-    for fmt in ("cheetah", "om"):
-        run("export", masks[0], "--format", fmt, "-o", tmp_path / f"{fmt}.h5")
-        with h5py.File(tmp_path / f"{fmt}.h5", "r") as f:
-            assert f["data/data"].attrs["polarity"].startswith("1=good")
-            assert np.array_equal(f["data/data"][()] == 0, stacked)
-    run("export", masks[0], "--format", "nexus", "-o", tmp_path / "nx.h5")
-    with h5py.File(tmp_path / "nx.h5", "r") as f:
-        pm = f["entry/instrument/detector/pixel_mask"][()]
-        assert f["entry/instrument/detector"].attrs["NX_class"] == "NXdetector"
-    assert np.array_equal(pm != 0, bad)
-    assert pm[10, 300, 5] == 1 << 4  # noisy
-    assert pm[3, 150, 100] == (1 << 1) | (1 << 6)  # BAD_ASIC: dead + cluster
-
-
-def test_export_pyfai_assembled_and_bits(masks: tuple[Path, Path], tmp_path: Path) -> None:
-    out = tmp_path / "a.npy"
-    r = run("export", masks[0], "--format", "pyfai", "--layout", "assembled", "-o", out)
-    assert r.exit_code == 0, r.output
-    arr = np.load(out)
-    assert arr.shape[0] > 1000 and arr.mean() > 0.0625  # gaps are masked too
-    r = run("export", masks[0], "--format", "pyfai", "--bits", "0x1", "-o", tmp_path / "b.npy")
-    assert np.load(tmp_path / "b.npy").sum() == 2  # only the two hot pixels
-    r = run("export", masks[0], "--format", "om", "--layout", "vds", "-o", tmp_path / "c.h5")
-    assert r.exit_code == 1 and "layouts" in r.output
