@@ -172,6 +172,88 @@ double msse_walk(const SortedSeries& s, double t, std::size_t k, double lambda, 
     return std::sqrt(S / W * static_cast<double>(i) / static_cast<double>(i - 1));
 }
 
+
+// The lambda-sigma clipping fixed point started at (t, sd): the single Gaussian of the whole
+// sample. Each step takes the values within lambda*sd of t, their mean and their variance
+// (divisor cnt - 1) corrected for the truncation at lambda; it stops when the window repeats.
+struct Clip {
+    double loc, sd;
+    Window win;
+};
+Clip clip_fixed_point(const SortedSeries& s, double t, double sd, double lam, double min_res, double tv) {
+    Window w{0, 0};
+    for (int it = 0; it < 40; ++it) {
+        const Window nw = within(s, t, std::max(lam * sd, min_res));
+        if (nw.hi - nw.lo < 2 || (nw.lo == w.lo && nw.hi == w.hi)) break;
+        w = nw;
+        const double cnt = static_cast<double>(w.hi - w.lo);
+        t = wmean(s, w.lo, w.hi);
+        sd = std::sqrt(wss(s, w.lo, w.hi, t) / wsum(s, w.lo, w.hi) * cnt / (cnt - 1.0) / tv);
+    }
+    return {t, sd, w};
+}
+
+// Do the values hold two populations (a telegraph pixel's two levels, or a peak on a broad
+// background) rather than one Gaussian? A two-Gaussian mixture is fitted by EM, started from the
+// robust fit's window [lo, hi) (major) and the rest (minor), and compared by BIC with the single
+// Gaussian of all values. The components' sigma are floored at `floor` (half the single
+// Gaussian's): a chance cluster of a few values of a plain Gaussian has a tiny sigma of its own
+// and would otherwise "win". Two populations also need at least 2 values in the minor component
+// and either separated means (|m1 - m2| >= 1.8 (s1 + s2)) or a minor component much broader
+// than the major one (a peak on a background, as in the heavy-contamination case). O(n x rounds),
+// run only where the robust and the single-Gaussian fits disagree.
+bool two_populations(const SortedSeries& s, std::size_t lo, std::size_t hi, double floor) {
+    const std::size_t n = s.n;
+    const double Wt = wsum(s, 0, n);
+    double W1 = wsum(s, lo, hi), W2 = Wt - W1;
+    if (!(W1 > 0) || !(W2 > 0) || !(floor > 0)) return false;
+    auto fit = [](double w, double s1, double s2, double& m, double& sd) {
+        m = s1 / w;
+        sd = std::sqrt(std::max(0.0, s2 / w - m * m));
+    };
+    double m1, s1, m2, s2;
+    fit(W1, s.P1[hi] - s.P1[lo], s.P2[hi] - s.P2[lo], m1, s1);
+    fit(W2, s.P1[n] - s.P1[0] - (s.P1[hi] - s.P1[lo]), s.P2[n] - s.P2[0] - (s.P2[hi] - s.P2[lo]), m2, s2);
+    double p1 = W1 / Wt;
+    constexpr int kRounds = 15;
+    double llm = 0.0;
+    for (int round = 0; round <= kRounds; ++round) {
+        const double a1 = std::max(s1, floor), a2 = std::max(s2, floor);
+        const double la0 = std::log(p1 / a1), lb0 = std::log((1.0 - p1) / a2);
+        const double i1 = 0.5 / (a1 * a1), i2 = 0.5 / (a2 * a2);
+        double R0 = 0, R1 = 0, R2 = 0, T1 = 0, T2 = 0;
+        llm = 0.0;
+        for (std::size_t i = 0; i < n; ++i) {
+            const double y = s.y[i], wi = s.w ? s.w[i] : 1.0;
+            const double la = la0 - i1 * (y - m1) * (y - m1), lb = lb0 - i2 * (y - m2) * (y - m2);
+            const double mx = std::max(la, lb), e = std::exp(-std::fabs(la - lb));
+            const double r = (la >= lb) ? 1.0 / (1.0 + e) : e / (1.0 + e);
+            if (round == kRounds) llm += wi * (mx + std::log1p(e));
+            R0 += wi * r;
+            R1 += wi * r * y;
+            R2 += wi * r * y * y;
+            T1 += wi * y;
+            T2 += wi * y * y;
+        }
+        if (round == kRounds) break;
+        const double Q0 = Wt - R0;
+        if (!(R0 > 1e-9) || !(Q0 > 1e-9)) return false;  // one component emptied: one Gaussian
+        p1 = std::clamp(R0 / Wt, 1e-6, 1.0 - 1e-6);
+        fit(R0, R1, R2, m1, s1);
+        fit(Q0, T1 - R1, T2 - R2, m2, s2);
+    }
+    s1 = std::max(s1, floor);
+    s2 = std::max(s2, floor);
+    double m0, s0;
+    fit(Wt, s.P1[n] - s.P1[0], s.P2[n] - s.P2[0], m0, s0);
+    if (!(s0 > 0)) return false;
+    const double ll1 = -Wt * (std::log(s0) + 0.5);  // the common -log(sqrt(2 pi)) terms cancel
+    const double nn = static_cast<double>(n);
+    if (!(2.0 * (llm - ll1) > 3.0 * std::log(nn))) return false;  // 3 more parameters
+    if (std::min(p1, 1.0 - p1) * nn < 2.0) return false;
+    return std::fabs(m1 - m2) >= 1.8 * (s1 + s2) || std::max(s1, s2) >= 3.0 * std::min(s1, s2);
+}
+
 }  // namespace
 
 double truncated_variance(double c) {
@@ -283,6 +365,49 @@ ValueFit fit_sorted(const SortedSeries& s, const FitParams& p, const FitConstant
         const double v = wss(s, win.lo, win.hi, loc) / W * static_cast<double>(cnt) /
                          static_cast<double>(cnt - 1);
         std_out = std::sqrt(v / c.trunc_var);
+    }
+    // Final check against the single Gaussian of the whole sample (the lambda-sigma clipping fixed
+    // point started from this fit, with the scale raised to the MAD's when that is larger). With
+    // short series (n ~ 16-64) the k-window can be a chance cluster of a plain Gaussian: the MSSE
+    // walk then stops early (sigma too small, a third of the frames "outliers") or the guard keeps
+    // the location on the cluster (sigma around it inflated). Where the two disagree, the robust
+    // fit is kept only if the values really hold two populations.
+    const std::size_t kh = (n + 1) / 2;
+    const double med = (n % 2) ? s.y[n / 2] : 0.5 * (s.y[n / 2 - 1] + s.y[n / 2]);
+    const std::size_t am = nearest_k(s.y, n, kh, med);
+    const double mad = 1.482602218505602 * std::max(med - s.y[am], s.y[am + kh - 1] - med);
+    // Top-down (from the sample std, capped at 3 MADs so that a few far spikes cannot hold the
+    // window open): clipping converges to the widest fixed point, never to a chance gap.
+    const double sd_all = std::sqrt(wss(s, 0, n, wmean(s, 0, n)) / wsum(s, 0, n) *
+                                    static_cast<double>(n) / static_cast<double>(n - 1));
+    const double start = std::max(std_out, std::min(sd_all, 3.0 * mad));
+    const Clip w = clip_fixed_point(s, loc, start, lam, p.min_residual, c.trunc_var);
+    const std::size_t cw = w.win.hi - w.win.lo;
+    // With likely_ratio < 0.5 the caller says outliers may be the majority: a single Gaussian of
+    // the whole sample is then no candidate (the reference's section 6.1 seed case), skip it.
+    if (cw >= 2 && p.likely_ratio >= 0.5 && !(w.sd > 0 && std_out > 0 && w.win.lo == win.lo && w.win.hi == win.hi &&
+                     std::fabs(w.loc - loc) <= 0.1 * w.sd)) {
+        const bool same = cw + 1 >= cnt && cw <= cnt + 1 + n / 100 && std::fabs(w.loc - loc) <= 0.2 * w.sd &&
+                          std::fabs(w.sd - std_out) <= 0.15 * w.sd;
+        // EM starts from the fit's inliers, or from its k nearest values when the window holds
+        // (almost) everything (the guarded case: a right location, an inflated window).
+        Window init = win;
+        if (cnt + 2 > n) {
+            const std::size_t a = nearest_k(s.y, n, k, loc);
+            init = {a, a + k};
+        }
+        // Only values within the single Gaussian's window or the fit's count: far spikes that both
+        // reject are no second population.
+        const std::size_t a = std::min(init.lo, w.win.lo), b = std::max(init.hi, w.win.hi);
+        SortedSeries sub = s;
+        sub.y = s.y + a;
+        sub.w = s.w ? s.w + a : nullptr;
+        sub.P0 = s.P0 ? s.P0 + a : nullptr;
+        sub.P1 = s.P1 + a;
+        sub.P2 = s.P2 + a;
+        sub.n = b - a;
+        if (!same && !two_populations(sub, init.lo - a, init.hi - a, 0.25 * w.sd))
+            return {w.loc + s.shift, w.sd, static_cast<std::int64_t>(cw)};
     }
     return {loc + s.shift, std_out, static_cast<std::int64_t>(cnt)};
 }
