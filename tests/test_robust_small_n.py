@@ -49,7 +49,8 @@ def test_clean_gaussian(n: int, dtype: type) -> None:
     assert np.mean(np.abs(ratio[full] - corr) > 2e-3) < 0.01
     # Inlier fraction ~ 1 - P(|z| > 3): no pixel loses more than a few frames.
     assert frac.mean() > 1 - P_TAIL - (0.022 if n <= 16 else 0.008)
-    assert np.mean(frac < 0.9) < (0.07 if n <= 12 else 0.05 if n <= 16 else 0.02 if n <= 24 else 0.006)
+    many_lost = 0.07 if n <= 12 else 0.05 if n <= 16 else 0.02 if n <= 24 else 0.006
+    assert np.mean(frac < 0.9) < many_lost
     # The location is the sample mean up to a fraction of sigma.
     dmu = np.abs(fit.mean - xd.mean(axis=0)) / sd
     assert np.percentile(dmu, 99) < (0.9 if n <= 16 else 0.65 if n <= 24 else 0.2)
@@ -67,7 +68,8 @@ def test_spikes_are_the_only_outliers(n: int) -> None:
     # ... and (almost) the only ones: at most one Gaussian tail frame more (P(|z| > 3) per frame)
     assert np.mean(fit.n_inliers >= n - n_spikes - 1) > 0.88
     ratio = fit.std / clean.std(axis=0, ddof=1)
-    assert abs(np.median(ratio) - 1) < 0.03 and np.mean(ratio > 1.1) < 0.07  # residual, see the README
+    # residual (see the benchmarks README): a few % still keep a location off the clean mean
+    assert abs(np.median(ratio) - 1) < 0.03 and np.mean(ratio > 1.1) < 0.07
     assert np.mean(np.abs(fit.mean - 5000) < 30) > 0.995 and np.all(np.abs(fit.mean - 5000) < 75)
 
 
