@@ -15,7 +15,8 @@ JSON schema ``badpix-inspect/1`` (all counts are pixels, or pixel-cells where st
     per_module    [{"module", "processed", "bad", "fraction"}] in module order
     per_asic      [{"module", "asic", "bad", "fraction"}], worst first
     per_bit       [{"bit", "index", "name", "count", "fraction"}] (static, bits that occur)
-    per_cell      [{"cell", "bad", "fraction"}] from /mask_per_cell, or null
+    per_cell      [{"cell", "bad", "fraction", "fraction_processed"}] from /mask_per_cell, or
+                  null; fraction_processed: bad / pixels of the modules with dark data
     per_gain      [{"gain", "offset_robust", "offset_classical", "noise_robust",
                     "noise_classical", "badpix_flagged", "badpix_offset_noise",
                     "classical_flagged", "both"}] or null without /stats; medians are the
@@ -102,10 +103,15 @@ def summarize(m: MaskHandle, *, classical_sigma: float = 5.0) -> dict[str, Any]:
     per_cell = None
     if m.cells is not None:
         counts = np.zeros(len(m.cells), np.int64)
+        in_data = np.zeros(len(m.cells), np.int64)  # modules with dark data only
         for mod in range(n_mod):
-            counts += np.count_nonzero(m.per_cell(mod), axis=(1, 2))
-        per_cell = [{"cell": int(c), "bad": int(k), "fraction": k / n_pix}
-                    for c, k in zip(m.cells, counts, strict=True)]
+            k = np.count_nonzero(m.per_cell(mod), axis=(1, 2))
+            counts += k
+            in_data += k if processed[mod] else 0
+        n_data = max(int(processed.sum()) * ss * fs, 1)
+        per_cell = [{"cell": int(c), "bad": int(k), "fraction": k / n_pix,
+                     "fraction_processed": int(d) / n_data}
+                    for c, k, d in zip(m.cells, counts, in_data, strict=True)]
     return {
         "schema": SCHEMA,
         "file": str(m.path),
@@ -218,9 +224,10 @@ def format_summary(s: dict[str, Any], top: int = 10) -> str:
            for r in bits], len(bits))
     if s["per_cell"]:
         cells = sorted(s["per_cell"], key=lambda r: -r["bad"])
-        table("per memory cell, worst first", f"{'cell':>6} {'bad':>9} {'%':>8}",
-              [f"{r['cell']:>6} {r['bad']:>9} {100 * r['fraction']:>8.3f}" for r in cells],
-              len(cells))
+        table("per memory cell, worst first (% of all pixels, of modules with dark data)",
+              f"{'cell':>6} {'bad':>9} {'%':>8} {'% data':>8}",
+              [f"{r['cell']:>6} {r['bad']:>9} {100 * r['fraction']:>8.3f} "
+               f"{100 * r['fraction_processed']:>8.3f}" for r in cells], len(cells))
     if s["per_gain"]:
         out.append(f"\nrobust vs classical (medians over pixels; flagged = pixel-cells; "
                    f"classical cut: median ± {s['classical_sigma']:g}·std per module and cell)")

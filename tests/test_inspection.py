@@ -52,6 +52,9 @@ def test_summary_counts_match_arrays(agipd_mask: Path, summary: dict) -> None:
         for i in range(32) if np.any(static & (1 << i))}
     assert [r["bad"] for r in summary["per_cell"]] == [
         int(np.count_nonzero(per_cell[:, c])) for c in range(8)]
+    assert [r["fraction_processed"] for r in summary["per_cell"]] == pytest.approx(
+        [np.count_nonzero(per_cell[:3, c]) / (3 * 65536) for c in range(8)])
+    assert max(r["fraction_processed"] for r in summary["per_cell"]) < 0.05
     assert summary["cells"] == list(range(8))
     assert summary["gain_stages"] == ["high", "medium", "low"]
 
