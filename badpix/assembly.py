@@ -21,7 +21,7 @@ import h5py
 
 from badpix.atomic import atomic_output
 from badpix.exceptions import MaskFileError
-from badpix.maskfile import PARTIAL_FORMAT, MaskWriter, read_mask
+from badpix.maskfile import COMPRESSION_CHOICES, PARTIAL_FORMAT, MaskWriter, read_mask
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,7 @@ def assemble(
         layout = m0.layout()
         prov = dict(m0.provenance)
         train_ids = {k: v[()] for k, v in m0.file["provenance/train_ids"].items()}
+        compression = str(m0.attrs.get("compression", "auto"))  # as make-mask was asked
     for key in ("created", "elapsed_s", "host"):
         prov.pop(key, None)
     for key, value in prov.items():  # JSON attributes back to objects (finish re-encodes)
@@ -154,7 +155,12 @@ def assemble(
     first_module = int(parts[0].plan.get("first_module", 0))
     with (
         atomic_output(out, force=force) as tmp,
-        MaskWriter(tmp, layout, cell_policy=str(prov.get("cell_policy", "any"))) as writer,
+        MaskWriter(
+            tmp,
+            layout,
+            cell_policy=str(prov.get("cell_policy", "any")),
+            compression=compression if compression in COMPRESSION_CHOICES else "auto",
+        ) as writer,
     ):
         for part in parts:
             module = part.unit["module"] - first_module

@@ -56,6 +56,17 @@ FORMAT_VERSION = 1
 STAT_NAMES = ("offset", "noise", "inlier_fraction", "offset_median", "noise_std", "n_valid")
 GAIN_STAT_NAMES = ("gain_level", "gain_sigma")
 _CHUNK_OPTS = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+#: ``MaskWriter(compression=...)`` / ``make-mask --compression``: which per-cell datasets are
+#: gzip-compressed. ``bits`` and ``mask_per_cell`` always are (50-100x smaller, cheap).
+#: "auto": also the integer-like and sparse ones (:data:`_CHEAP_GZIP`); the noisy float32
+#: statistics and scores are stored uncompressed (gzip made them only 1.2-1.8x smaller at
+#: ~50 MB/s, 90 % of the write time; tests/benchmarks/README.md, "make-mask").
+#: "gzip": every dataset (smallest file). "none": only bits and masks.
+COMPRESSION_CHOICES = ("auto", "gzip", "none")
+_CHEAP_GZIP = {
+    "stats": {"n_valid", "inlier_fraction", "offset_median"},
+    "scores": {"inlier", "asic_offset", "asic_noise"},
+}
 _NO_DATA = int(BadPixel.NO_DARK_DATA)
 
 
@@ -110,6 +121,9 @@ class MaskWriter:
         How per-cell masks reduce to ``/mask``: ``"any"`` (default) or ``"fraction:F"``.
     partial : dict, optional
         ``{"unit": ..., "plan": ..., "fingerprint": ...}`` to write a partial result instead.
+    compression : {"auto", "gzip", "none"}, optional
+        Which ``/stats`` and ``/scores`` datasets are gzip-compressed (:data:`COMPRESSION_CHOICES`);
+        stored in the root attribute ``compression``.
     """
 
     def __init__(
@@ -119,7 +133,13 @@ class MaskWriter:
         *,
         cell_policy: str | CellPolicy = "any",
         partial: Mapping[str, Any] | None = None,
+        compression: str = "auto",
     ) -> None:
+        if compression not in COMPRESSION_CHOICES:
+            raise ValueError(
+                f"compression must be one of {COMPRESSION_CHOICES}, got {compression!r}"
+            )
+        self.compression = compression
         self.layout = layout
         self.policy = (
             cell_policy if isinstance(cell_policy, CellPolicy) else parse_cell_policy(cell_policy)
@@ -167,7 +187,8 @@ class MaskWriter:
             g = f.create_group(group, track_order=True)  # keep the layout's order
             for name in names:
                 dtype, fill = (np.int32, 0) if name == "n_valid" else (np.float32, np.nan)
-                g.create_dataset(name, full, dtype, chunks=chunk, fillvalue=fill, **_CHUNK_OPTS)
+                opts = _CHUNK_OPTS if self._compress(group, name) else {}
+                g.create_dataset(name, full, dtype, chunks=chunk, fillvalue=fill, **opts)
                 g[name].attrs["dims"] = dims5
         f["cells"] = np.asarray(lay.cells, np.uint16)
         f.create_dataset("gain_stages", data=list(lay.gain_stages), dtype=h5py.string_dtype())
@@ -180,10 +201,16 @@ class MaskWriter:
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["detector"] = lay.detector
         f.attrs["polarity"] = "0=good"
+        f.attrs["compression"] = self.compression
         if self.partial is not None:
             for key in ("unit", "plan", "fingerprint"):
                 value = self.partial[key]
                 f.attrs[key] = value if isinstance(value, str) else json.dumps(value)
+
+    def _compress(self, group: str, name: str) -> bool:
+        if self.compression == "auto":
+            return name in _CHEAP_GZIP[group]
+        return self.compression == "gzip"
 
     def write_unit(
         self,

@@ -5,12 +5,19 @@ on lies inside the unit (population fits are per gain stage, cell and ASIC of on
 units can run in any order, in one process (:func:`make_mask`) or as separate SLURM tasks
 (:func:`write_partial`, then :func:`assemble`), and give the same file.
 
+Overlap (:func:`make_mask`): a small bounded pipeline of three threads. One reader thread
+reads the next gain run's block (the next unit's first block after a unit's last) while the
+current block is fitted (h5py holds the GIL, the robust core releases it), and one writer thread
+writes a unit's results while the next unit is computed. At most one block is prefetched and at
+most one result waits to be written. Per-stage times are collected in :class:`StageTimes`.
+
 Memory: :func:`plan_units` sizes cell blocks so that one unit fits in ``max_memory`` bytes
-(default :data:`DEFAULT_MAX_MEMORY` = 4 GiB). Per memory cell a unit holds one gain run's frames
-at a time (``n_trains x frame bytes``: 256 KiB per AGIPD raw frame) plus, for all gain
-stages, the statistics, scores, bits and the population fit's temporaries
-(:data:`_WORK_ARRAYS` float32 per pixel per stage); a fixed :data:`_OVERHEAD` covers the read
-buffer and the interpreter.
+(default :data:`DEFAULT_MAX_MEMORY` = 4 GiB). Per memory cell a unit holds two gain runs'
+frames (the one being fitted and the prefetched one; ``n_trains x frame bytes``: 256 KiB per
+AGIPD raw frame) plus, for all gain stages, the statistics, scores, bits and the population
+fit's temporaries (:data:`_WORK_ARRAYS` float32 per pixel per stage) and the previous unit's
+results waiting to be written (:data:`_PENDING_ARRAYS`); a fixed :data:`_OVERHEAD` covers the
+read buffers and the interpreter.
 """
 
 from __future__ import annotations
@@ -18,7 +25,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +47,8 @@ from badpix.stats import StatsParams, dark_stats, stack_stats
 DEFAULT_MAX_MEMORY = 4 << 30
 _OVERHEAD = 512 << 20
 _WORK_ARRAYS = 32
+_PENDING_ARRAYS = 16  # one unit's results waiting for the writer: <= 14 float32 + bits + OR
+_PREFETCH_BLOCKS = 1  # blocks read ahead (beside the one being fitted)
 #: all bits badpix sets: the ``mask_bad`` of the CrystFEL lines
 BAD_BITS = int(np.bitwise_or.reduce([int(b) for b in BadPixel]))
 
@@ -73,6 +84,7 @@ class MaskOptions:
     cell_policy: CellPolicy = field(default_factory=CellPolicy)
     max_memory: int = DEFAULT_MAX_MEMORY
     n_threads: int | None = None
+    compression: str = "auto"  # MaskWriter compression; does not change the bits
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +92,29 @@ class MaskOptions:
             "stats": self.stats_params.__dict__,
             "cell_policy": self.cell_policy.text,
         }
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent per stage (summed over units). ``read`` runs in the reader thread and
+    ``write`` in the writer thread, overlapped with ``core`` and ``scores``; ``wait_read`` /
+    ``wait_write`` are the times the compute thread waited for them (not hidden by overlap)."""
+
+    read: float = 0.0
+    core: float = 0.0
+    scores: float = 0.0
+    write: float = 0.0
+    wait_read: float = 0.0
+    wait_write: float = 0.0
+    total: float = 0.0
+    read_bytes: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"read {self.read:.2f} s, core {self.core:.2f} s, scores {self.scores:.2f} s, "
+            f"write {self.write:.2f} s (waited: read {self.wait_read:.2f} s, write "
+            f"{self.wait_write:.2f} s), total {self.total:.2f} s"
+        )
 
 
 @dataclass
@@ -93,21 +128,33 @@ class UnitResult:
 
 
 # ---------------------------------------------------------------------------------- planning
-def bytes_per_cell(dark_set: DarkSet) -> int:
-    """Peak bytes one memory cell of a unit needs (see the module docstring)."""
+def bytes_per_cell(dark_set: DarkSet, *, overlap: bool = False) -> int:
+    """Peak bytes one memory cell of a unit needs (see the module docstring).
+
+    ``overlap``: as :func:`make_mask` runs units, with one block prefetched and one unit's
+    results waiting for the writer; otherwise one unit alone (a SLURM task).
+    """
     spec = dark_set.spec
     frames = max(r.train_ids.size for r in dark_set.runs)
+    if dark_set.max_trains is not None:
+        frames = min(frames, dark_set.max_trains)
     pixels = spec.module_shape[0] * spec.module_shape[1]
-    work = len(dark_set.runs) * pixels * 4 * _WORK_ARRAYS
-    return frames * bytes_per_frame(spec, dark_set.kind) + work
+    arrays = _WORK_ARRAYS + (_PENDING_ARRAYS if overlap else 0)
+    blocks = 1 + (_PREFETCH_BLOCKS if overlap else 0)
+    work = len(dark_set.runs) * pixels * 4 * arrays
+    return blocks * frames * bytes_per_frame(spec, dark_set.kind) + work
 
 
-def plan_units(dark_set: DarkSet, max_memory: int = DEFAULT_MAX_MEMORY) -> list[WorkUnit]:
+def plan_units(
+    dark_set: DarkSet, max_memory: int = DEFAULT_MAX_MEMORY, *, overlap: bool = False
+) -> list[WorkUnit]:
     """Split the job into units: each present module in cell blocks that fit ``max_memory``.
 
     Blocks of one module have equal sizes (within one cell), in increasing cell order.
+    ``overlap=True`` (:func:`make_mask`) also counts the prefetched block and the result
+    waiting to be written; partials and SLURM plans use the one-unit size.
     """
-    per_cell = bytes_per_cell(dark_set)
+    per_cell = bytes_per_cell(dark_set, overlap=overlap)
     fit = (max_memory - _OVERHEAD) // per_cell
     if fit < 1:
         need = (_OVERHEAD + per_cell) / 2**30
@@ -148,14 +195,43 @@ def mask_layout(dark_set: DarkSet) -> MaskLayout:
 
 
 # ----------------------------------------------------------------------------------- running
-def run_unit(dark_set: DarkSet, unit: WorkUnit, options: MaskOptions) -> UnitResult:
+def run_unit(
+    dark_set: DarkSet, unit: WorkUnit, options: MaskOptions, times: StageTimes | None = None
+) -> UnitResult:
     """Read each gain run's block of ``unit``, compute statistics, scores and bits."""
+    times = times if times is not None else StageTimes()
+
+    def blocks() -> Iterator[Any]:
+        for run in dark_set.runs:  # one run's frames in memory at a time
+            yield _timed_read(dark_set, run, unit, times)
+
+    return _compute(dark_set, unit, options, blocks(), times)
+
+
+def _timed_read(dark_set: DarkSet, run: Any, unit: WorkUnit, times: StageTimes) -> Any:
+    t0 = time.perf_counter()
+    block = read_block(run, unit.module, list(unit.cell_ids), dark_set.max_trains)
+    times.read += time.perf_counter() - t0
+    times.read_bytes += block.nbytes
+    return block
+
+
+def _compute(
+    dark_set: DarkSet,
+    unit: WorkUnit,
+    options: MaskOptions,
+    blocks: Iterable[Any],
+    times: StageTimes,
+) -> UnitResult:
+    """Statistics of each gain run's block (in run order), then scores and bits."""
     spec = dark_set.spec
     per_gain = []
-    for run in dark_set.runs:  # one run's frames in memory at a time
-        block = read_block(run, unit.module, list(unit.cell_ids), dark_set.max_trains)
+    for block in blocks:
+        t0 = time.perf_counter()
         per_gain.append(dark_stats(block, options.stats_params, options.n_threads))
-        del block
+        times.core += time.perf_counter() - t0
+        del block  # before the next block arrives: at most one fitted + one prefetched
+    t0 = time.perf_counter()
     stats = stack_stats(per_gain)
     scores = compute_scores(
         stats, tuple(spec.asic_shape), gain_check=gain_check(dark_set), n_threads=options.n_threads
@@ -168,7 +244,41 @@ def run_unit(dark_set: DarkSet, unit: WorkUnit, options: MaskOptions) -> UnitRes
         asic_shape=tuple(spec.asic_shape),
         raw=dark_set.kind == "raw",
     )
+    times.scores += time.perf_counter() - t0
     return UnitResult(unit, bits, stats, scores)
+
+
+def _prefetched_blocks(
+    dark_set: DarkSet, units: Sequence[WorkUnit], reader: ThreadPoolExecutor, times: StageTimes
+) -> Iterator[Iterator[Any]]:
+    """Per unit, an iterator over its gain runs' blocks, read one block ahead in ``reader``.
+
+    The read of block i + 1 (possibly the next unit's first) is submitted when block i is
+    handed out, so one block is fitted while one is read; never more than two exist.
+    """
+    tasks = [(u, r) for u in units for r in dark_set.runs]
+    pending: list[Future[Any]] = []
+
+    def submit(i: int) -> None:
+        if i < len(tasks):
+            u, r = tasks[i]
+            pending.append(reader.submit(_timed_read, dark_set, r, u, times))
+
+    submit(0)
+    n_runs = len(dark_set.runs)
+
+    def unit_blocks(k: int) -> Iterator[Any]:
+        for j in range(n_runs):
+            fut = pending.pop(0)
+            t0 = time.perf_counter()
+            fut.result()  # raises the reader's exception here
+            times.wait_read += time.perf_counter() - t0
+            submit(k * n_runs + j + 1)
+            yield fut.result()
+            del fut
+
+    for k in range(len(units)):
+        yield unit_blocks(k)
 
 
 def _write(writer: MaskWriter, dark_set: DarkSet, result: UnitResult) -> None:
@@ -226,27 +336,58 @@ def make_mask(
     force: bool = False,
     command_line: str = "",
     progress: Callable[[Iterable[WorkUnit]], Iterable[WorkUnit]] | None = None,
+    timings: StageTimes | None = None,
 ) -> Path:
     """Compute the mask of ``dark_set`` in this process and write it atomically to ``out``.
 
-    ``progress`` wraps the iterable of units (e.g. a tqdm bar). An exception or Ctrl-C anywhere
-    leaves no output file behind.
+    ``progress`` wraps the iterable of units (e.g. a tqdm bar); ``timings`` receives the
+    per-stage times. Reading, computing and writing overlap (module docstring). An exception or
+    Ctrl-C anywhere leaves no output file behind.
     """
     options = options or MaskOptions()
-    units = plan_units(dark_set, options.max_memory)
+    times = timings if timings is not None else StageTimes()
+    t_start = time.perf_counter()
+    units = plan_units(dark_set, options.max_memory, overlap=True)
     lines = geometry_lines(out)
     layout = mask_layout(dark_set)
     with (
         atomic_output(out, force=force) as tmp,
-        MaskWriter(tmp, layout, cell_policy=options.cell_policy) as writer,
+        MaskWriter(
+            tmp, layout, cell_policy=options.cell_policy, compression=options.compression
+        ) as writer,
     ):
-        for unit in progress(units) if progress else units:
-            _write(writer, dark_set, run_unit(dark_set, unit, options))
+        reader = ThreadPoolExecutor(1, thread_name_prefix="badpix-read")
+        writer_pool = ThreadPoolExecutor(1, thread_name_prefix="badpix-write")
+        pending_write: Future[None] | None = None
+
+        def timed_write(result: UnitResult) -> None:
+            t0 = time.perf_counter()
+            _write(writer, dark_set, result)
+            times.write += time.perf_counter() - t0
+
+        try:
+            per_unit = _prefetched_blocks(dark_set, units, reader, times)
+            for unit in progress(units) if progress else units:
+                result = _compute(dark_set, unit, options, next(per_unit), times)
+                if pending_write is not None:  # at most one result waits for the writer
+                    t0 = time.perf_counter()
+                    pending_write.result()
+                    times.wait_write += time.perf_counter() - t0
+                pending_write = writer_pool.submit(timed_write, result)
+                del result
+            if pending_write is not None:
+                t0 = time.perf_counter()
+                pending_write.result()
+                times.wait_write += time.perf_counter() - t0
+        finally:  # no thread may touch the file or the runs once we leave
+            reader.shutdown(wait=True, cancel_futures=True)
+            writer_pool.shutdown(wait=True, cancel_futures=True)
         writer.finish(
             provenance=provenance(dark_set, options, command_line),
             train_ids={r.gain_stage: r.train_ids for r in dark_set.runs},
             geometry_lines=lines,
         )
+    times.total = time.perf_counter() - t_start
     return Path(out)
 
 
@@ -298,7 +439,11 @@ def write_partial(
     with (
         atomic_output(out, force=force) as tmp,
         MaskWriter(
-            tmp, mask_layout(dark_set), cell_policy=options.cell_policy, partial=partial
+            tmp,
+            mask_layout(dark_set),
+            cell_policy=options.cell_policy,
+            partial=partial,
+            compression=options.compression,
         ) as writer,
     ):
         _write(writer, dark_set, run_unit(dark_set, unit, options))

@@ -9,13 +9,25 @@ truncation). ASICs are then compared with each other within the module and cell.
 Score definitions (all float32, shape ``(G, C, ss, fs)``, NaN where undefined)::
 
     offset      (x_p - plane_B) / (sigma_p + sigma_B),  sigma_p = noise_p / sqrt(n_valid_p)
-    noise       same on y = log(noise),                  sigma_p = 1 / sqrt(2 (n_valid_p - 1))
+    noise       same on y = noise**(2/3) (Wilson-Hilferty), sigma_p = plane_B sqrt(2 / (9 k_p)),
+                k_p = (n_valid_p - 1) / 1.10**2 (effective degrees of freedom of the MSSE sigma)
     inlier      (f_p - mu_B) / (sigma_p + sigma_B)  on f = 1 - inlier fraction,
                 sigma_p = sqrt(max(mu_B, 1/n) (1 - mu_B) / n)   (binomial)
     gain        min over neighbouring stages s' of |g_s - g_s'| / (sigma_s + sigma_s')  (raw AGIPD)
     asic_offset (L_a - median_a L) / (1.4826 MAD_a L + sigma_B,a), L_a = the ASIC plane's level
     asic_noise  log noise level of the ASIC - median over the module's ASICs (a log ratio);
                 -inf when most of the ASIC's pixels have zero noise (dead)
+
+The noise score is a test of "this pixel has its population's noise": under it, k s^2 / sigma^2
+is chi-square with k degrees of freedom, and the cube root of s^2 (Wilson-Hilferty) is close to
+Gaussian in *both* tails with relative sd sqrt(2 / (9 k)), taken at the population's level
+(the null), not at the pixel's own. On log(noise) (before) the right tail was too short (a 3x
+noisy pixel at n = 24 scored ~4.5, its chi-square z is ~10) and the left tail too long (a good
+pixel whose 21 samples happen to have s = sigma / 3, p ~ 1e-7, scored -5.5: the false
+positives). k: the MSSE sigma of n Gaussian samples has sd(log sigma) = 1.07-1.11 x
+1 / sqrt(2 (n - 1)) for n = 10-256 (the sample std's: 1.00-1.06), measured with
+``stats.dark_stats``; 1.10 is used. With the sample std's 1 / sqrt(2 (n - 1)) the population's
+sigma_B absorbed the excess (0.107 instead of the true 0.08 in log units at n = 24).
 
 The scale-appropriate form for the offset: sigma_p is the pixel's *standard error*
 (noise / sqrt(n)), not its noise. Both terms of the denominator are then uncertainties of the same
@@ -50,6 +62,10 @@ SCORE_NAMES = ("offset", "noise", "inlier", "gain", "asic_offset", "asic_noise")
 _CLIP = 3.0
 _CLIP_CONSISTENCY = 0.9866  # sigma of N(0,1) truncated at +-3 sigma
 _PLANE_ROUNDS = 3
+#: sd of log(MSSE sigma) of n Gaussian samples over the sample std's 1/sqrt(2 (n - 1)):
+#: 1.07-1.11 for n = 10-256 (measured; module docstring)
+_MSSE_LOG_SD = 1.10
+_WH_POWER = 2.0 / 3.0  # y = noise**(2/3) = (s^2)**(1/3), the Wilson-Hilferty transform
 
 
 def compute_scores(
@@ -84,20 +100,27 @@ def compute_scores(
     tiler = _Tiler(offset.shape, asic_shape)
     with np.errstate(divide="ignore", invalid="ignore"):
         sigma_p = noise / np.sqrt(n)
-        log_noise = np.where(noise > 0, np.log(noise), np.nan).astype(np.float32)
-        log_sp = (1.0 / np.sqrt(2.0 * np.maximum(n - 1, 1))).astype(np.float32)
+        # zero noise (stuck: DATA_STD_IS_ZERO) has no noise score, as on the log scale before
+        y_noise = np.where(noise > 0, noise**_WH_POWER, np.nan).astype(np.float32)
+        y_rel = _noise_rel_error(n)
 
         off_fit = _plane_population(tiler, offset, sigma_p, n_threads)
-        noise_fit = _plane_population(tiler, log_noise, log_sp, n_threads)
+        noise_fit = _plane_population(tiler, y_noise, y_rel, n_threads, relative=True)
         scores = {
             "offset": off_fit.score(offset, sigma_p),
-            "noise": noise_fit.score(log_noise, log_sp),
+            "noise": noise_fit.score(y_noise, y_rel),
             "inlier": _inlier_score(tiler, stats["inlier_fraction"], n, n_threads),
         }
         if gain_check and stats.get("gain_level") is not None and offset.shape[0] > 1:
             scores["gain"] = gain_separation(stats["gain_level"], stats["gain_sigma"])
         scores["asic_offset"], scores["asic_noise"] = _asic_scores(tiler, off_fit, noise_fit, noise)
     return {k: v.astype(np.float32, copy=False) for k, v in scores.items()}
+
+
+def _noise_rel_error(n: np.ndarray) -> np.ndarray:
+    """Relative sd of noise**(2/3) for an MSSE sigma of ``n`` samples: sqrt(2 / (9 k))."""
+    k = np.maximum(n - 1, 1) / _MSSE_LOG_SD**2
+    return np.sqrt(2.0 / (9.0 * k)).astype(np.float32)
 
 
 def gain_separation(level: np.ndarray, sigma: np.ndarray) -> np.ndarray:
@@ -159,8 +182,10 @@ class _Tiler:
 
 
 class _PlaneFit:
-    def __init__(self, tiler: _Tiler, coef: np.ndarray, sigma_b: np.ndarray) -> None:
-        self.tiler, self.coef, self.sigma_b = tiler, coef, sigma_b
+    def __init__(
+        self, tiler: _Tiler, coef: np.ndarray, sigma_b: np.ndarray, relative: bool = False
+    ) -> None:
+        self.tiler, self.coef, self.sigma_b, self.relative = tiler, coef, sigma_b, relative
 
     @property
     def level(self) -> np.ndarray:
@@ -172,14 +197,24 @@ class _PlaneFit:
 
     def score(self, x: np.ndarray, sigma_p: np.ndarray) -> np.ndarray:
         t = self.tiler
-        dev = t.tiles(x) - self.plane()
-        return t.untile(dev / (t.tiles(sigma_p) + self.sigma_b))
+        plane = self.plane()
+        sp = t.tiles(sigma_p) * (np.abs(plane) if self.relative else 1)
+        return t.untile((t.tiles(x) - plane) / (sp + self.sigma_b))
 
 
 def _plane_population(
-    tiler: _Tiler, x: np.ndarray, sigma_p: np.ndarray, n_threads: int | None
+    tiler: _Tiler,
+    x: np.ndarray,
+    sigma_p: np.ndarray,
+    n_threads: int | None,
+    *,
+    relative: bool = False,
 ) -> _PlaneFit:
-    """Robust plane per tile; sigma_B = intrinsic spread (measurement error removed)."""
+    """Robust plane per tile; sigma_B = intrinsic spread (measurement error removed).
+
+    ``relative``: ``sigma_p`` is relative to the plane's value at the pixel (the population's
+    level: the error under the null hypothesis), not absolute.
+    """
     z = tiler.tiles(x)
     sp = tiler.tiles(sigma_p)
     start = fit_value_tensor(z, axis=0, n_threads=n_threads)
@@ -208,10 +243,12 @@ def _plane_population(
         sigma[(nw < 10) | ~ok] = np.nan
     coef[0] += base
     coef[:, np.isnan(sigma)] = np.nan
+    if relative:
+        sp = sp * np.abs(design @ coef)
     ms_err = np.where(w, sp, 0).astype(np.float64)
     ms_err = np.einsum("pk,pk->k", ms_err, ms_err) / np.maximum(nw, 1)
     sigma_b = np.sqrt(np.maximum(sigma.astype(np.float64) ** 2 - ms_err, 0))
-    return _PlaneFit(tiler, coef, sigma_b.astype(np.float32))
+    return _PlaneFit(tiler, coef, sigma_b.astype(np.float32), relative)
 
 
 def _inlier_score(
@@ -236,7 +273,8 @@ def _asic_scores(
     spread = 1.4826 * np.nanmedian(np.abs(level - med), axis=-1, keepdims=True)
     asic_off = (level - med) / (spread + tiler.per_asic(off.sigma_b))
 
-    log_level = tiler.per_asic(noise_fit.level)
+    with np.errstate(divide="ignore"):  # the plane is on noise**(2/3): back to log noise
+        log_level = np.log(tiler.per_asic(noise_fit.level)) / _WH_POWER
     asic_noise = log_level - np.nanmedian(log_level, axis=-1, keepdims=True)
     dead = tiler.per_asic((tiler.tiles(noise) <= 0).mean(axis=0)) > 0.5
     asic_noise[dead] = -np.inf

@@ -61,9 +61,9 @@ def test_proc_mask_matches_truth(agipd_proc_set, tmp_path):
     out = tmp_path / "proc.h5"
     code, _, stderr = run("make-mask", *agipd_proc_set.run_dirs, "-o", out, "-q")
     assert code == 0, stderr
-    # 21-24 trains and no hard limits (corrected data): a 3x noisy pixel scores ~4.6-5 against
-    # noise_snr = 5, so a few are missed; see tests/benchmarks/README.md.
-    _assert_truth(out, agipd_proc_set.truth_path, minimum=0.98)
+    # 21-24 trains and no hard limits (corrected data): the noise score alone must find the 3x
+    # noisy pixels (Wilson-Hilferty noise score, badpix.population)
+    _assert_truth(out, agipd_proc_set.truth_path)
 
 
 def test_fixed_gain_500k(agipd500k_dark_set, tmp_path):
@@ -255,7 +255,7 @@ def test_truncated_file_leaves_no_output(run_copy, tmp_path):
 def test_interrupt_mid_way_leaves_no_output(agipd_dark_set, tmp_path, monkeypatch):
     from badpix import pipeline
 
-    real = pipeline.run_unit
+    real = pipeline._compute  # make_mask's per-unit step (reads overlap in another thread)
     calls = []
 
     def interrupted(*args, **kwargs):
@@ -264,7 +264,7 @@ def test_interrupt_mid_way_leaves_no_output(agipd_dark_set, tmp_path, monkeypatc
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "run_unit", interrupted)
+    monkeypatch.setattr(pipeline, "_compute", interrupted)
     out = tmp_path / "out" / "m.h5"
     out.parent.mkdir()
     code, _, stderr = run("make-mask", *agipd_dark_set.run_dirs, "-o", out, "--cells", "0:2")

@@ -134,3 +134,31 @@ def test_inconsistent_shapes_refused(tmp_path):
         f["cells"] = np.arange(7, dtype=np.uint16)
     with pytest.raises(MaskFileError, match="/cells"):
         read_mask(out)
+
+
+@pytest.mark.parametrize("compression", ["auto", "gzip", "none"])
+def test_compression_choices(tmp_path, compression):
+    """bits/masks always gzip; auto: only the cheap stats/scores; the values are the same."""
+    from badpix.atomic import atomic_output
+    from badpix.maskfile import MaskLayout, MaskWriter
+
+    lay = MaskLayout("TOY", 1, (4, 4), (0,), ("high",), stat_names=("offset", "n_valid"),
+                     score_names=("noise", "inlier"))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1, 1, 4, 4)).astype(np.float32)
+    out = tmp_path / "m.h5"
+    with atomic_output(out) as tmp, MaskWriter(tmp, lay, compression=compression) as w:
+        w.write_unit(0, (0,), np.zeros((1, 1, 4, 4), np.uint32),
+                     {"offset": x, "n_valid": np.ones_like(x, np.int32)},
+                     {"noise": x, "inlier": x})
+        w.finish()
+    with read_mask(out) as m:
+        assert m.attrs["compression"] == compression
+        assert m.bits.compression == "gzip" and m.mask_per_cell.compression == "gzip"
+        gz = {k: m.file[k].compression == "gzip"
+              for k in ("stats/offset", "stats/n_valid", "scores/noise", "scores/inlier")}
+        np.testing.assert_array_equal(m.stats["offset"][0], x)
+    want = {"auto": {"stats/offset": False, "stats/n_valid": True, "scores/noise": False,
+                     "scores/inlier": True},
+            "gzip": dict.fromkeys(gz, True), "none": dict.fromkeys(gz, False)}[compression]
+    assert gz == want

@@ -95,7 +95,7 @@ def test_failure_mid_way_leaves_nothing(tiny, tmp_path):
                 raise RuntimeError("disk on fire")
             yield unit
 
-    one_cell = (512 << 20) + bytes_per_cell(tiny)  # one unit per cell: 2 units
+    one_cell = (512 << 20) + bytes_per_cell(tiny, overlap=True)  # one unit per cell: 2 units
     opts = MaskOptions(OPTS.thresholds, OPTS.stats_params, max_memory=one_cell)
     with pytest.raises(RuntimeError, match="disk on fire"):
         make_mask(tiny, tmp_path / "m.h5", opts, progress=progress)
@@ -105,3 +105,34 @@ def test_failure_mid_way_leaves_nothing(tiny, tmp_path):
 def test_partial_of_unknown_cells(tiny, tmp_path):
     with pytest.raises(ConfigError, match="not in the runs"):
         write_partial(tiny, WorkUnit(0, (5,)), tmp_path / "p.h5", OPTS)
+
+
+def test_overlap_plans_for_the_prefetched_block_and_pending_result(tiny):
+    """make_mask holds two blocks and one unit's results more: its units are smaller."""
+    one = bytes_per_cell(tiny)
+    both = bytes_per_cell(tiny, overlap=True)
+    assert both > one
+    budget = (512 << 20) + one  # one cell per unit alone does not fit with the overlap
+    with pytest.raises(ConfigError, match="too small"):
+        plan_units(tiny, budget, overlap=True)
+
+
+def test_stage_times_and_overlap_give_the_same_file(tiny, tmp_path):
+    """Prefetch + writer thread: same arrays as run_unit one by one; the stages are timed."""
+    from badpix.pipeline import StageTimes, run_unit
+
+    one_cell = (512 << 20) + bytes_per_cell(tiny, overlap=True)  # several units: overlap
+    opts = MaskOptions(OPTS.thresholds, OPTS.stats_params, max_memory=one_cell)
+    times = StageTimes()
+    out = make_mask(tiny, tmp_path / "m.h5", opts, timings=times)
+    assert times.read > 0 and times.core > 0 and times.scores > 0 and times.write > 0
+    assert times.read_bytes > 0 and times.total > 0
+    with read_mask(out) as m:
+        for unit in plan_units(tiny, opts.max_memory, overlap=True):
+            want = run_unit(tiny, unit, opts)
+            sel = m.layout().cell_index(unit.cell_ids)
+            got = m.bits[unit.module - tiny.spec.first_module, :, sel]
+            np.testing.assert_array_equal(got, want.bits)
+            np.testing.assert_array_equal(
+                m.stats["noise"][unit.module - tiny.spec.first_module, :, sel], want.stats["noise"]
+            )

@@ -154,6 +154,14 @@ def _command_line() -> str:
     is_flag=True,
     help="Write one unit (--modules M --cells A:B) as a partial result (SLURM).",
 )
+@click.option(
+    "--compression",
+    type=click.Choice(["auto", "gzip", "none"]),
+    default="auto",
+    show_default=True,
+    help="gzip for /stats and /scores: auto = only where it pays (integer-like, sparse), "
+    "gzip = all (smallest file, slower), none. Masks and bits are always gzip.",
+)
 @click.option("--force", is_flag=True, help="Overwrite the output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 @click.option(
@@ -183,10 +191,6 @@ def make_mask_cmd(
     """Make a bad-pixel mask from dark runs (one per gain stage: high, medium, low)."""
     from badpix import pipeline
     from badpix.atomic import check_output_path
-    from badpix.classify import parse_cell_policy
-    from badpix.runs import open_dark_set
-    from badpix.slurm import parse_mem
-    from badpix.stats import StatsParams
 
     out = check_output_path(output, force=force)
     geom_out = out.with_suffix(".geom") if geometry else None
@@ -196,28 +200,20 @@ def make_mask_cmd(
     cell_list = parse_int_list(cells, "--cells")
     if partial and (module_list is None or len(module_list) != 1):
         raise click.UsageError("--partial needs exactly one module: --modules M --cells A:B")
-    memory = parse_mem(max_memory)
-    stages = [s.strip() for s in gain_stages.split(",")] if gain_stages else None
-    overrides = _read_config(config_file) if config_file else {}
-
-    ds = open_dark_set(
-        runs,
-        detector=detector,
-        gain_stages=stages,
-        max_trains=max_trains,
-        modules=None if partial else module_list,
-        cells=None if partial else cell_list,
-    )
-    ds = _with_overrides(ds, overrides)
-    thresholds = _thresholds(ds.spec.thresholds, kw)
-    options = pipeline.MaskOptions(
-        thresholds=thresholds,
-        stats_params=StatsParams.from_mapping(
-            ds.spec.stats, min_valid_samples=thresholds.min_valid_samples
-        ),
-        cell_policy=parse_cell_policy(kw.get("cell_policy") or "any"),
-        max_memory=memory,
-        n_threads=threads,
+    ds, options = dark_set_and_options(
+        {
+            "runs": runs,
+            "detector": detector,
+            "config_file": config_file,
+            "gain_stages": gain_stages,
+            "modules": modules,
+            "cells": cells,
+            "max_trains": max_trains,
+            "max_memory": max_memory,
+            "partial": partial,
+            "threads": threads,
+            **kw,
+        }
     )
     if partial:
         module = module_list[0]
@@ -227,6 +223,7 @@ def make_mask_cmd(
         if not quiet:
             click.echo(f"wrote partial result {unit} to {out}", err=True)
         return
+    times = pipeline.StageTimes()
     pipeline.make_mask(
         ds,
         out,
@@ -234,8 +231,57 @@ def make_mask_cmd(
         force=force,
         command_line=_command_line(),
         progress=_progress(quiet, "make-mask"),
+        timings=times,
     )
     _finish_outputs(out, geometry, geom_out, force, quiet)
+    if not quiet:
+        click.echo(f"time: {times.summary()}", err=True)
+
+
+def dark_set_and_options(params: Mapping[str, Any]) -> tuple[Any, Any]:
+    """The dark set and :class:`~badpix.pipeline.MaskOptions` of make-mask's parameters.
+
+    ``params`` are make-mask's parsed parameters by name (``make_mask_cmd.make_context(...)
+    .params``, or the command's own arguments): ``runs``, ``detector``, ``config_file``,
+    ``gain_stages``, ``modules``, ``cells``, ``max_trains``, ``max_memory``, ``partial``,
+    ``threads``, ``compression`` and the threshold options; missing ones take make-mask's
+    defaults. With ``partial`` (as for ``badpix slurm``, which passes no ``modules``/``cells``)
+    the dark set spans every module and cell of the runs: ``--modules``/``--cells`` then only
+    name the unit, and the job's plan and fingerprint come from the whole set. This is the one
+    place that turns make-mask's options into a job, so a SLURM task and the ``badpix slurm``
+    command that planned it compute the same fingerprint.
+    """
+    from badpix import pipeline
+    from badpix.classify import parse_cell_policy
+    from badpix.runs import open_dark_set
+    from badpix.slurm import parse_mem
+    from badpix.stats import StatsParams
+
+    p = dict(params)
+    partial = bool(p.get("partial"))
+    stages = [s.strip() for s in p["gain_stages"].split(",")] if p.get("gain_stages") else None
+    overrides = _read_config(p["config_file"]) if p.get("config_file") else {}
+    ds = open_dark_set(
+        p["runs"],
+        detector=p.get("detector"),
+        gain_stages=stages,
+        max_trains=p.get("max_trains"),
+        modules=None if partial else parse_int_list(p.get("modules"), "--modules"),
+        cells=None if partial else parse_int_list(p.get("cells"), "--cells"),
+    )
+    ds = _with_overrides(ds, overrides)
+    thresholds = _thresholds(ds.spec.thresholds, p)
+    options = pipeline.MaskOptions(
+        thresholds=thresholds,
+        stats_params=StatsParams.from_mapping(
+            ds.spec.stats, min_valid_samples=thresholds.min_valid_samples
+        ),
+        cell_policy=parse_cell_policy(p.get("cell_policy") or "any"),
+        max_memory=parse_mem(p.get("max_memory") or "4G"),
+        n_threads=p.get("threads"),
+        compression=p.get("compression") or "auto",
+    )
+    return ds, options
 
 
 def _read_config(path: str) -> dict[str, Any]:

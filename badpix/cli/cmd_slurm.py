@@ -156,31 +156,9 @@ def _open_job(make_mask_args: tuple[str, ...], output: Path) -> tuple[Any, Any]:
             "badpix slurm", [*make_mask_args, "-o", str(output)])
     except click.UsageError as err:
         raise click.UsageError(err.format_message()) from None
-    p = ctx.params
-    return _dark_set_and_options(mm, p)
-
-
-def _dark_set_and_options(mm: Any, p: dict[str, Any]) -> tuple[Any, Any]:
-    # Mirrors make_mask_cmd's partial branch (same helpers), so that the fingerprint computed
-    # here equals the one each task writes; a test on SLURM checks that they agree.
-    from badpix import pipeline
-    from badpix.classify import parse_cell_policy
-    from badpix.runs import open_dark_set
-    from badpix.stats import StatsParams
-
-    stages = [s.strip() for s in p["gain_stages"].split(",")] if p["gain_stages"] else None
-    overrides = mm._read_config(p["config_file"]) if p["config_file"] else {}
-    ds = open_dark_set(p["runs"], detector=p["detector"], gain_stages=stages,
-                       max_trains=p["max_trains"])
-    ds = mm._with_overrides(ds, overrides)
-    thresholds = mm._thresholds(ds.spec.thresholds, p)
-    options = pipeline.MaskOptions(
-        thresholds=thresholds,
-        stats_params=StatsParams.from_mapping(
-            ds.spec.stats, min_valid_samples=thresholds.min_valid_samples),
-        cell_policy=parse_cell_policy(p.get("cell_policy") or "any"),
-    )
-    return ds, options
+    # make-mask's own option handling (the partial branch: the whole set), so that the
+    # fingerprint computed here equals the one each task writes; a test on SLURM checks it
+    return mm.dark_set_and_options({**ctx.params, "partial": True})
 
 
 def _plan(dark_set: Any, options: Any, max_memory: int

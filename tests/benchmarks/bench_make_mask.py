@@ -1,13 +1,19 @@
 """make-mask benchmark: quality against the simulated truth, and throughput.
 
-    python tests/benchmarks/bench_make_mask.py [--modules 3] [--cells 16] [--trains 64] [TMPDIR]
+    PYTHONPATH=. python tests/benchmarks/bench_make_mask.py [--modules 3] [--cells 16]
+        [--trains 64] [--compression auto|gzip|none] [--threads N] [--no-baseline] [TMPDIR]
+
+(``PYTHONPATH=.``: run the checkout's badpix, not another installed copy.)
 
 Simulates an AGIPD1M raw dark set (``badpix.simulate``), then
 
 * **badpix**: ``open_dark_set`` + ``make_mask`` end to end (reading, robust statistics,
   population scores, writing the mask file), GB of raw input per second;
 * **bare read**: h5py ``read_direct`` of the same ``image.data`` frames (every train of every
-  module file of every run), GB/s;
+  module file of every run), GB/s, cold (the files' pages dropped with
+  ``posix_fadvise(DONTNEED)``) and warm (best of 2);
+* the per-stage profile of make-mask (``pipeline.StageTimes``: read, core = robust statistics
+  incl. the small-n re-check, scores = population scores + thresholds, write) and the threads;
 * **baseline** (pycalibration style, on the same blocks): offset = median over trains, noise =
   std over trains; per module and cell: offset outside median ± 3 std of the module's pixels
   (OFFSET), noise outside median ± 5 std (NOISE), NaN (EVAL_ERROR), std == 0 (DATA_STD_IS_ZERO),
@@ -20,6 +26,7 @@ Prints precision and recall per planted class for both (see ``badpix.evaluation`
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +37,7 @@ import numpy as np
 from badpix.classify import BadPixel, Thresholds
 from badpix.evaluation import evaluate
 from badpix.maskfile import read_mask
-from badpix.pipeline import MaskOptions, make_mask
+from badpix.pipeline import MaskOptions, StageTimes, make_mask
 from badpix.read import read_block
 from badpix.runs import open_dark_set
 from badpix.simulate import load_truth, simulate_dark_set
@@ -58,6 +65,18 @@ def bare_read(run_dirs: list[Path]) -> tuple[int, float]:
                             ds.read_direct(buf, np.s_[a : a + n], np.s_[0:n])
                             nbytes += buf[:n].nbytes
     return nbytes, time.perf_counter() - t0
+
+
+def drop_cache(run_dirs: list[Path]) -> None:
+    """Drop the page cache of the run files (cold read) without root."""
+    for run in run_dirs:
+        for path in run.glob("*.h5"):
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
 
 
 def baseline(ds, thresholds: Thresholds) -> np.ndarray:
@@ -104,6 +123,9 @@ def main() -> None:
     p.add_argument("--cells", type=int, default=16)
     p.add_argument("--trains", type=int, default=64)
     p.add_argument("--seed", type=int, default=11)
+    p.add_argument("--compression", default="auto", choices=("auto", "gzip", "none"))
+    p.add_argument("--threads", type=int, default=None, help="robust core threads (all)")
+    p.add_argument("--no-baseline", action="store_true", help="skip the baseline (slow)")
     args = p.parse_args()
     tmp = Path(args.tmpdir or tempfile.mkdtemp(prefix="bench-make-mask-"))
     sim = simulate_dark_set(
@@ -115,22 +137,39 @@ def main() -> None:
         force=True,
     )
     truth = load_truth(sim.truth_path)
-    bare_read(list(sim.run_dirs))  # warm the page cache: compare warm with warm
-    nbytes, t_read = bare_read(list(sim.run_dirs))
+    runs = list(sim.run_dirs)
+    drop_cache(runs)
+    nbytes, t_cold = bare_read(runs)
+    t_read = min(bare_read(runs)[1] for _ in range(2))  # warm
 
-    t0 = time.perf_counter()
-    ds = open_dark_set(sim.run_dirs)
-    th = Thresholds.from_mapping(ds.spec.thresholds)
-    opts = MaskOptions(
-        th, StatsParams.from_mapping(ds.spec.stats, min_valid_samples=th.min_valid_samples)
-    )
-    out = make_mask(ds, tmp / "mask.h5", opts, force=True)
-    t_badpix = time.perf_counter() - t0
+    from badpix import _core  # noqa: F401  (import before timing)
+
+    threads = args.threads or os.cpu_count()
+    results = {}
+    for label in ("cold", "warm"):
+        if label == "cold":
+            drop_cache(runs)
+        times = StageTimes()
+        t0 = time.perf_counter()
+        ds = open_dark_set(sim.run_dirs)
+        th = Thresholds.from_mapping(ds.spec.thresholds)
+        opts = MaskOptions(
+            th,
+            StatsParams.from_mapping(ds.spec.stats, min_valid_samples=th.min_valid_samples),
+            n_threads=args.threads,
+            compression=args.compression,
+        )
+        out = make_mask(ds, tmp / "mask.h5", opts, force=True, timings=times)
+        results[label] = (time.perf_counter() - t0, times)
+    _, times = results["warm"]
     with read_mask(out) as m:
         ours = evaluate(m.mask, truth)
-    t0 = time.perf_counter()
-    base = evaluate(baseline(ds, th), truth)
-    t_base = time.perf_counter() - t0
+    if args.no_baseline:
+        base, t_base = ours, float("nan")
+    else:
+        t0 = time.perf_counter()
+        base = evaluate(baseline(ds, th), truth)
+        t_base = time.perf_counter() - t0
 
     print(
         f"set: {args.modules} modules ({len(ds.modules)} present) x {args.cells} cells x "
@@ -151,13 +190,21 @@ def main() -> None:
                 f"{a.name:<16}{a.n_pixels:>7}  {a.recall:>13.2%} {a.precision:>9.2%}   "
                 f"{b.recall:>15.2%} {b.precision:>9.2%}"
             )
-    print(f"bare h5py read (warm): {t_read:6.2f} s  {nbytes / t_read / 1e9:6.2f} GB/s")
-    print(
-        f"badpix make-mask:      {t_badpix:6.2f} s  {nbytes / t_badpix / 1e9:6.2f} GB/s "
-        f"({t_badpix / t_read:.1f}x the bare read)"
-    )
-    print(f"baseline (median/std): {t_base:6.2f} s  {nbytes / t_base / 1e9:6.2f} GB/s")
-
+    gb = nbytes / 1e9
+    print(f"threads of the robust core: {threads}; mask file {out.stat().st_size / 1e6:.0f} MB "
+          f"(--compression {args.compression})")
+    print(f"bare h5py read (cold):  {t_cold:6.2f} s  {gb / t_cold:6.2f} GB/s")
+    print(f"bare h5py read (warm):  {t_read:6.2f} s  {gb / t_read:6.2f} GB/s")
+    for label in ("cold", "warm"):
+        t, _ = results[label]
+        print(f"badpix make-mask ({label}): {t:6.2f} s  {gb / t:6.2f} GB/s  "
+              f"({t / t_cold:.1f}x the cold read, {t / t_read:.1f}x the warm read)")
+    print(f"profile (warm run, seconds; read runs in a reader thread and write in a writer "
+          f"thread, overlapped with core/scores): {times.summary()}")
+    core_rate = times.read_bytes / max(times.core, 1e-9) / 1e9
+    print(f"core: {core_rate:.2f} GB/s of read blocks on {threads} threads "
+          f"({core_rate / threads:.3f} GB/s per thread)")
+    print(f"baseline (median/std):  {t_base:6.2f} s  {gb / t_base:6.2f} GB/s")
 
 if __name__ == "__main__":
     main()
