@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -55,6 +55,7 @@ _SCHEMA: dict[str, dict[str, str]] = {
         "gain_stages": "gain_stages",
         "gain_encoding": "gain_encoding",
         "adc_bits": "adc_bits",
+        "size_from_karabo_id": "size_from_karabo_id",
     },
     "sources": {
         "raw": "raw_source_pattern",
@@ -72,7 +73,10 @@ _SCHEMA: dict[str, dict[str, str]] = {
     },
 }
 _FREE_SECTIONS = ("thresholds", "stats")
-_OPTIONAL = {"gain_mode_source_pattern", "gain_mode_key", "gain_mode_fixed", "first_module"}
+_OPTIONAL = {"gain_mode_source_pattern", "gain_mode_key", "gain_mode_fixed", "first_module",
+             "size_from_karabo_id"}
+# detector size in a karabo id: JF4M, JF1M, JF500K (pixels, M = 2**20, K = 2**10)
+_ID_SIZE = re.compile(r"(\d+)([MK])(?![A-Za-z])")
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,8 @@ class DetectorSpec:
     karabo_id_pattern : str
         Regular expression searched in a karabo id (``SPB_DET_AGIPD1M-1``) to recognise it.
     n_modules : int
-        Modules of the full detector (length of the ``module`` axis).
+        Modules of the full detector (length of the ``module`` axis); for detectors with
+        ``size_from_karabo_id`` the default, replaced per run by :meth:`sized_for`.
     first_module : int
         Number of the first module in source names (0; 1 for JUNGFRAU).
     module_shape, asic_shape, asic_grid : tuple of int
@@ -102,6 +107,10 @@ class DetectorSpec:
         bits above the ADC bits of the raw word (LPD, JUNGFRAU), or not at all (DSSC).
     adc_bits : int
         Bits of the analog value in the raw word (16 when the word holds only the analog value).
+    size_from_karabo_id : bool
+        The detector's module count varies (JUNGFRAU 500K, 1M, 4M): it is read from the size
+        in the karabo id (``SPB_IRDA_JF4M`` -> 8 modules of 512 x 1024), at least the highest
+        module present.
     raw_source_pattern, proc_source_pattern : str
         Regular expressions for instrument source names with groups ``karabo_id`` and ``module``.
     layout : {"xtdf", "train_cells"}
@@ -140,6 +149,7 @@ class DetectorSpec:
     raw_cells_key: str
     proc_cells_key: str
     first_module: int = 0
+    size_from_karabo_id: bool = False
     gain_mode_source_pattern: str | None = None
     gain_mode_key: str | None = None
     gain_mode_fixed: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))
@@ -181,6 +191,29 @@ class DetectorSpec:
         row, col = divmod(asic, self.asic_grid[1])
         ss, fs = self.asic_shape
         return slice(row * ss, (row + 1) * ss), slice(col * fs, (col + 1) * fs)
+
+    def sized_for(self, karabo_id: str, modules_present: Iterable[int]) -> DetectorSpec:
+        """This spec with the module count of detector ``karabo_id`` (``size_from_karabo_id``).
+
+        The count is the pixel size in the id (``JF1M``: 2**20 pixels) over the module's
+        pixels, rounded, and at least enough for the highest module number present; specs
+        of fixed size are returned unchanged.
+
+        >>> spec = load_detector("JUNGFRAU")
+        >>> [spec.sized_for(k, [1]).n_modules for k in ("FXE_XAD_JF1M", "HED_IA1_JF500K1")]
+        [2, 1]
+        >>> spec.sized_for("SPB_IRDA_JNGFR", [1, 3]).n_modules  # no size in the id
+        3
+        """
+        if not self.size_from_karabo_id:
+            return self
+        present = [m - self.first_module + 1 for m in modules_present]
+        n = max(present, default=1)
+        m = _ID_SIZE.search(karabo_id.rsplit("/", 1)[-1])
+        if m is not None:
+            pixels = int(m[1]) << (20 if m[2] == "M" else 10)
+            n = max(n, round(pixels / (self.module_shape[0] * self.module_shape[1])))
+        return self if n == self.n_modules else replace(self, n_modules=n)
 
     def matches_karabo_id(self, karabo_id: str) -> bool:
         """Whether ``karabo_id`` (e.g. ``SPB_DET_AGIPD1M-1``) is this detector type."""
@@ -325,6 +358,10 @@ def _convert(fname: str, label: str, value: Any, path: Path) -> Any:
     def bad(expected: str) -> ConfigError:
         return ConfigError(f"{path}: {label} must be {expected}, got {value!r}")
 
+    if fname == "size_from_karabo_id":
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
     if fname in ("n_modules", "max_cells", "adc_bits", "first_module"):
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise bad("a non-negative integer")

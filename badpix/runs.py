@@ -229,12 +229,15 @@ def open_dark_set(
             raise RunError(f"runs mix raw and proc data: {paths[0]} is {opened[0][3]}, "
                            f"{path} is {kind}")
     stages, stage_from = _gain_stages(paths, [o[4] for o in opened], spec0, gain_stages)
+    all_sources = [_module_sources(o[0], o[1], o[2], o[3]) for o in opened]
+    # JUNGFRAU: the module count of this detector (its karabo id names the size)
+    spec0 = spec0.sized_for(det_id0, {m for src in all_sources for m in src})
     selected = _check_modules(modules, spec0)
 
     dark_runs = []
-    for path, (run_data, sp, det_id, kind, mode), stage in zip(
-            paths, opened, stages, strict=True):
-        sources = _module_sources(run_data, sp, det_id, kind)
+    for path, (run_data, _, det_id, kind, mode), stage, sources in zip(
+            paths, opened, stages, all_sources, strict=True):
+        sp = spec0
         mod_sel = selected if selected is not None else sorted(sources)
         index = {m: _index(run_data, sources[m], sp, kind, path)
                  for m in mod_sel if m in sources}

@@ -2,7 +2,7 @@
 
 The pixel model and the planted bad pixels are in :mod:`badpix.simulate_pixels`; this module
 writes them: one run per gain stage with extra-data's mock writer, the pixel data injected with
-h5py, and ``truth.h5``, atomically as a folder.
+h5py (per detector: :mod:`badpix.simulate_writers`), and ``truth.h5``, atomically as a folder.
 
 Public objects
 --------------
@@ -15,10 +15,10 @@ Truth, load_truth(path) -> Truth
 
 Layout of ``OUTDIR``::
 
-    OUTDIR/raw/r0001 (high gain), r0002 (medium), r0003 (low)    # --kind raw
+    OUTDIR/raw/r0001 (high gain), r0002 (medium), r0003 (low)    # --kind raw (DSSC: r0001)
     OUTDIR/proc/r0001 ...                                       # --kind proc
     OUTDIR/truth.h5
-    # with proposal=900001: OUTDIR/SPB/202601/p900001/raw/r0001 ... so that
+    # with proposal=900001: OUTDIR/SPB/202601/p900001/raw/r0001 (FXE for LPD, ...) so that
     # EXTRA_DATA_DATA_ROOT=OUTDIR and open_run(900001, 1) find the runs.
 """
 
@@ -42,17 +42,22 @@ from badpix.simulate_pixels import (
     CLASSES,
     DEFAULT_COUNTS,
     EXPECTED_BITS,
-    MODEL_PARAMETERS,
     ModuleModel,
     SimPlan,
-    module_frames,
+    model_parameters,
+    module_frames,  # noqa: F401  (re-exported: tests regenerate the injected frames)
     module_model,
 )
+from badpix.simulate_writers import (
+    LAYOUTS,
+    inject_module,
+    layout_for,
+    write_control_file,
+    write_module_file,
+)
 
-_KARABO_IDS = {"AGIPD1M": "SPB_DET_AGIPD1M-1", "AGIPD500K": "HED_DET_AGIPD500K2G"}
-_CONTROL_IDS = {"AGIPD1M": "SPB_IRU_AGIPD1M1", "AGIPD500K": "HED_EXP_AGIPD500K2G"}
-_CONTROL_AGG = {"AGIPD1M": "AGIPD1MCTRL00", "AGIPD500K": "AGIPD500K2G00"}
-_FIXED_MODE = {0: 1, 1: 2, 2: 3}  # stage index -> gainModeIndex for fixed-gain darks
+#: Detector types ``simulate_dark_set`` writes.
+SIMULATED_DETECTORS: tuple[str, ...] = tuple(LAYOUTS)
 
 
 @dataclass(frozen=True)
@@ -138,20 +143,26 @@ def simulate_dark_set(
     ----------
     outdir : str or Path
         Folder to create; written beside it under a temporary name and renamed at the end.
-    detector : {"AGIPD1M", "AGIPD500K"}
-        Detector type. The default is ``"AGIPD1M"``.
+    detector : {"AGIPD1M", "AGIPD500K", "LPD1M", "DSSC1M", "JUNGFRAU"}
+        Detector type (see :mod:`badpix.simulate_writers` for each raw encoding). The default
+        is ``"AGIPD1M"``. JUNGFRAU modules are numbered from 1 in source names (module axis
+        ``m`` is ``JNGFR<m+1>``); its karabo id names the size (1 module ``JF500K``, 2
+        ``JF1M``, more ``JF4M``).
     modules : int
         Modules ``0 .. modules-1`` are simulated (the others of the detector are absent).
     cells, trains : int
         Memory cells per train and trains per run.
     kind : {"raw", "proc"}
-        Raw (uint16, analog + digital) or corrected (float32, around 0, with NaN) data.
+        Raw (uint16 in the detector's encoding) or corrected (float32, around 0, with NaN)
+        data; proc for AGIPD only.
     seed : int
         Seed of every random choice; the same arguments give the same files.
     gain_mode : {"adaptive", "fixed"}
-        Written to the control device's ``gainModeIndex`` (0, or 1/2/3 per run).
+        Written to the control device's ``gainModeIndex`` (0, or 1/2/3 per run); AGIPD only,
+        the other detectors' gain stages come from the run order.
     proposal : int, optional
-        Use the ``<root>/SPB/202601/p<proposal>/raw/r0001`` layout for ``open_run``.
+        Use the ``<root>/<INSTRUMENT>/202601/p<proposal>/raw/r0001`` layout for ``open_run``
+        (instrument from the karabo id: ``SPB`` for AGIPD1M, ``FXE`` for LPD, ...).
     missing_module : int or None
         Module whose files are absent; ``-1`` (default) = the last simulated module when at
         least 2 are simulated; ``None`` = none.
@@ -171,6 +182,9 @@ def simulate_dark_set(
     spec = load_detector(detector)
     plan = _make_plan(spec, modules, cells, trains, kind, seed, gain_mode, proposal,
                       missing_module, n_missing_trains, counts)
+    # JUNGFRAU: as many modules as the karabo id written says (make-mask reads it the same way)
+    spec = spec.sized_for(layout_for(spec.name, plan.modules).karabo_id,
+                          range(spec.first_module, spec.first_module + plan.modules))
     outdir = Path(outdir)
     if outdir.exists() and not force:
         raise OutputExistsError(outdir)
@@ -191,7 +205,7 @@ def simulate_dark_set(
         run_dirs=tuple(outdir / r for r in run_rel),
         gain_stages=spec.gain_stages,
         truth_path=outdir / "truth.h5",
-        detector_id=_KARABO_IDS[spec.name],
+        detector_id=layout_for(spec.name, plan.modules).karabo_id,
         plan=plan,
     )
 
@@ -199,8 +213,9 @@ def simulate_dark_set(
 def _make_plan(spec: DetectorSpec, modules: int, cells: int, trains: int, kind: str, seed: int,
                gain_mode: str, proposal: int | None, missing_module: int | None,
                n_missing_trains: int, counts: Mapping[str, int] | None) -> SimPlan:
-    if spec.name not in _KARABO_IDS:
-        raise ConfigError(f"simulate supports {', '.join(_KARABO_IDS)}, not {spec.name}")
+    if spec.name not in SIMULATED_DETECTORS:
+        raise ConfigError(f"simulate supports {', '.join(SIMULATED_DETECTORS)}, "
+                          f"not {spec.name}")
     if not 1 <= modules <= spec.n_modules:
         raise ConfigError(f"--modules must be in 1..{spec.n_modules}, got {modules}")
     if not 1 <= cells <= spec.max_cells:
@@ -209,6 +224,11 @@ def _make_plan(spec: DetectorSpec, modules: int, cells: int, trains: int, kind: 
         raise ConfigError(f"--trains must be at least 4, got {trains}")
     if kind not in ("raw", "proc"):
         raise ConfigError(f"--kind must be raw or proc, got {kind!r}")
+    if kind == "proc" and not spec.name.startswith("AGIPD"):
+        raise ConfigError(f"--kind proc is simulated for AGIPD only, not {spec.name}")
+    if gain_mode == "fixed" and spec.gain_mode_key is None:
+        raise ConfigError(f"{spec.name} records no gain mode: use gain_mode adaptive (the gain "
+                          "stage of each run comes from the run order)")
     if gain_mode not in ("adaptive", "fixed"):
         raise ConfigError(f"gain_mode must be adaptive or fixed, got {gain_mode!r}")
     if missing_module == -1:
@@ -228,6 +248,7 @@ def _make_plan(spec: DetectorSpec, modules: int, cells: int, trains: int, kind: 
         gain_mode=gain_mode, proposal=proposal, missing_module=missing_module,
         missing_trains_module=present[1] if len(present) > 1 else present[0],
         n_missing_trains=n_missing_trains, dead_asic_module=present[0], counts=merged,
+        frame_pixels=spec.module_shape[0] * spec.module_shape[1],
     )
 
 
@@ -236,14 +257,10 @@ def _make_plan(spec: DetectorSpec, modules: int, cells: int, trains: int, kind: 
 
 
 def _write_set(root: Path, spec: DetectorSpec, plan: SimPlan, progress: bool) -> list[Path]:
-    from extra_data.tests.mockdata import write_file
-    from extra_data.tests.mockdata.agipd import AGIPDMDL
-    from extra_data.tests.mockdata.detectors import AGIPDModule
-
-    karabo_id = _KARABO_IDS[spec.name]
+    layout = layout_for(spec.name, plan.modules)
     raw = plan.kind == "raw"
-    prefix = "RAW" if raw else "CORR"
-    base = Path(f"SPB/202601/p{plan.proposal:06d}") if plan.proposal is not None else Path()
+    base = (Path(f"{layout.instrument}/202601/p{plan.proposal:06d}")
+            if plan.proposal is not None else Path())
     run_rel = [base / plan.kind / f"r{i + 1:04d}" for i in range(spec.n_gain_stages)]
     missing_tids = plan.missing_train_ids()
     kept_mask = ~np.isin(plan.train_ids, missing_tids)
@@ -253,24 +270,9 @@ def _write_set(root: Path, spec: DetectorSpec, plan: SimPlan, progress: bool) ->
         run_dir.mkdir(parents=True)
         for m in plan.present_modules:
             n_tr = plan.trains - (missing_tids.size if m == plan.missing_trains_module else 0)
-            if raw:
-                dev = AGIPDModule(f"{karabo_id}/DET/{m}CH0", frames_per_train=plan.cells)
-            else:
-                dev = AGIPDModule(f"{karabo_id}/CORR/{m}CH0", frames_per_train=plan.cells,
-                                  raw=False, channel_name="output",
-                                  legacy_name=f"{karabo_id}/DET/{m}CH0")
-            write_file(str(run_dir / f"{prefix}-R{stage + 1:04d}-AGIPD{m:02d}-S00000.h5"),
-                       [dev], ntrains=n_tr, firsttrain=plan.first_train, chunksize=32,
-                       format_version="1.0")
-        if raw:
-            ctrl = f"{_CONTROL_IDS[spec.name]}/MDL/FPGA_COMP"
-            path = run_dir / f"RAW-R{stage + 1:04d}-{_CONTROL_AGG[spec.name]}-S00000.h5"
-            write_file(str(path), [AGIPDMDL(ctrl)], ntrains=plan.trains,
-                       firsttrain=plan.first_train, chunksize=1, format_version="1.0")
-            mode = _FIXED_MODE[stage] if plan.gain_mode == "fixed" else 0
-            with h5py.File(path, "r+") as f:
-                for grp in ("CONTROL", "RUN"):
-                    f[f"{grp}/{ctrl}/gainModeIndex/value"][...] = mode
+            path = run_dir / layout.file_name(spec, m, stage, raw)
+            write_module_file(path, layout, spec, plan, m, n_tr)
+        write_control_file(run_dir, layout, plan, stage)
 
     work = [(m, s) for m in plan.present_modules for s in range(spec.n_gain_stages)]
     bar = _progress(len(work), progress)
@@ -278,15 +280,15 @@ def _write_set(root: Path, spec: DetectorSpec, plan: SimPlan, progress: bool) ->
     for m, stage in work:
         model = models.get(m) or module_model(plan, spec, m)
         models = {m: model}  # keep one module's model in memory
-        path = root / run_rel[stage] / f"{prefix}-R{stage + 1:04d}-AGIPD{m:02d}-S00000.h5"
-        src = f"{karabo_id}/DET/{m}CH0:xtdf" if raw else f"{karabo_id}/CORR/{m}CH0:output"
+        path = root / run_rel[stage] / layout.file_name(spec, m, stage, raw)
         keep = kept_mask if m == plan.missing_trains_module else np.ones(plan.trains, bool)
-        _inject_module(path, src, plan, spec, model, m, stage, keep)
-        bar.set_postfix_str(f"module {m} {spec.gain_stages[stage]}")
+        inject_module(path, layout, spec, plan, model, m, stage, keep)
+        bar.set_postfix_str(f"module {m + spec.first_module} {spec.gain_stages[stage]}")
         bar.update()
     bar.close()
     _write_truth(root / "truth.h5", spec, plan, models_classes=_all_classes(plan, spec),
-                 run_rel=run_rel, missing_tids=missing_tids)
+                 run_rel=run_rel, missing_tids=missing_tids,
+                 detector_id=layout.karabo_id)
     return run_rel
 
 
@@ -297,41 +299,6 @@ def _progress(total: int, enabled: bool) -> Any:  # tqdm's type is not public
                 leave=False)
 
 
-def _inject_module(path: Path, src: str, plan: SimPlan, spec: DetectorSpec,
-                   model: ModuleModel, module: int, stage: int, keep: np.ndarray) -> None:
-    kept_tids = plan.train_ids[keep]
-    with h5py.File(path, "r+") as f:
-        if not keep.all():  # as if the module missed these trains (INDEX and per-frame IDs)
-            n = kept_tids.size
-            f["INDEX/trainId"][:n] = kept_tids
-            for part in ("detector", "header", "trailer"):
-                f[f"INSTRUMENT/{src}/{part}/trainId"][:n] = kept_tids
-            tid = f[f"INSTRUMENT/{src}/image/trainId"]
-            per_frame = np.repeat(kept_tids, plan.cells)
-            tid[...] = per_frame.reshape(tid.shape)
-        data = f[f"INSTRUMENT/{src}/image/data"]
-        out_row = np.cumsum(keep) - 1  # output train row of each kept train
-        n_chunks = -(-plan.trains // plan.trains_per_chunk)
-        for chunk in range(n_chunks):
-            t0 = chunk * plan.trains_per_chunk
-            t1 = min(plan.trains, t0 + plan.trains_per_chunk)
-            analog, digital = module_frames(plan, spec, model, module, stage, chunk)
-            sel = keep[t0:t1]
-            if not sel.any():
-                continue
-            analog = analog[sel]
-            frames0 = int(out_row[t0:t1][sel][0]) * plan.cells
-            n_frames = analog.shape[0] * plan.cells
-            rows = slice(frames0, frames0 + n_frames)
-            if plan.kind == "proc":
-                data[rows] = analog.reshape(n_frames, *spec.module_shape)
-            else:
-                buf = np.empty((n_frames, 2, *spec.module_shape), np.uint16)
-                buf[:, 0] = analog.reshape(n_frames, *spec.module_shape)
-                buf[:, 1] = digital[sel].reshape(n_frames, *spec.module_shape)
-                data[rows] = buf
-
-
 def _all_classes(plan: SimPlan, spec: DetectorSpec) -> np.ndarray:
     out = np.full((spec.n_modules, *spec.module_shape), CLASSES.index("missing_module"), np.uint8)
     for m in plan.present_modules:
@@ -340,7 +307,7 @@ def _all_classes(plan: SimPlan, spec: DetectorSpec) -> np.ndarray:
 
 
 def _write_truth(path: Path, spec: DetectorSpec, plan: SimPlan, *, models_classes: np.ndarray,
-                 run_rel: list[Path], missing_tids: np.ndarray) -> None:
+                 run_rel: list[Path], missing_tids: np.ndarray, detector_id: str) -> None:
     bits_per_class = np.array([EXPECTED_BITS[c] for c in CLASSES], np.uint32)
     missing = ({} if plan.missing_trains_module is None
                else {str(plan.missing_trains_module): [int(t) for t in missing_tids]})
@@ -349,12 +316,12 @@ def _write_truth(path: Path, spec: DetectorSpec, plan: SimPlan, *, models_classe
     with h5py.File(path, "w") as f:
         f.attrs["format"] = "badpix-sim-truth"
         f.attrs["detector"] = spec.name
-        f.attrs["detector_id"] = _KARABO_IDS[spec.name]
+        f.attrs["detector_id"] = detector_id
         f.attrs["params"] = json.dumps(params)
         f.attrs["gain_stages"] = json.dumps(list(spec.gain_stages))
         f.attrs["runs"] = json.dumps([str(r) for r in run_rel])
         f.attrs["missing_trains"] = json.dumps(missing)
-        f.attrs["model"] = json.dumps(dict(MODEL_PARAMETERS))
+        f.attrs["model"] = json.dumps(model_parameters(spec.name))
         code = f.create_dataset("class_code", data=models_classes, compression="gzip")
         code.attrs["class_names"] = json.dumps(list(CLASSES))
         code.attrs["dims"] = json.dumps(["module", "ss", "fs"])

@@ -66,26 +66,73 @@ DEFAULT_COUNTS: Mapping[str, int] = {
     "always_nan": 30, "good_spiky": 150, "good_some_nan": 80,
 }
 
-# Per-stage model (index = gain stage): analog level, pixel spread, noise; digital level.
-_ANALOG_LEVEL = (5000.0, 7500.0, 8200.0)
-_PIXEL_SPREAD = (40.0, 25.0, 20.0)
-_NOISE = (20.0, 10.0, 7.0)
+@dataclass(frozen=True)
+class DetectorModel:
+    """Per-detector constants of the pixel model (ADU; tuples are indexed by gain stage).
+
+    The levels sit inside each detector's ADC range and its config's hard limits, so that the
+    planted classes stay what they are (a cold pixel must not clip to 0 and look stuck).
+    """
+
+    analog_level: tuple[float, ...]
+    pixel_spread: tuple[float, ...]
+    noise: tuple[float, ...]
+    asic_range: float  # ASIC levels uniform in [-asic_range, asic_range]
+    gradient: float  # slopes across an ASIC uniform in [-gradient, gradient]
+    module_spread: float  # sigma of the module level
+    drift: float  # amplitude of the per-cell drift
+    dead_level: float
+    adc_max: int  # largest analog value (ADC range)
+    gain_codes: tuple[int, ...] = ()  # gain bits of each stage in raw words (adc_bits encoding)
+
+
+_MODELS: Mapping[str, DetectorModel] = {
+    # AGIPD: analog + digital channel, 16-bit words
+    "AGIPD": DetectorModel((5000.0, 7500.0, 8200.0), (40.0, 25.0, 20.0), (20.0, 10.0, 7.0),
+                           300.0, 40.0, 150.0, 30.0, 60.0, 65535),
+    # LPD: 12-bit ADC, gain stage in bits 12-13 (0 high, 1 medium, 2 low); hard limits 400-1500
+    "LPD": DetectorModel((1000.0, 1050.0, 1100.0), (20.0, 15.0, 12.0), (8.0, 6.0, 5.0),
+                         100.0, 15.0, 40.0, 10.0, 60.0, 4095, (0, 1, 2)),
+    # DSSC: 8/9-bit ADC, one gain stage, noise of 1-2 ADU; hard limits 0-512
+    "DSSC": DetectorModel((150.0,), (4.0,), (1.5,), 20.0, 5.0, 8.0, 3.0, 10.0, 511),
+    # JUNGFRAU: 14-bit ADC, gain in bits 14-15 (G0 = 0, G1 = 1, G2 = 3)
+    "JUNGFRAU": DetectorModel((2500.0, 11000.0, 12000.0), (40.0, 30.0, 30.0), (12.0, 6.0, 5.0),
+                              200.0, 30.0, 80.0, 20.0, 60.0, 16383, (0, 1, 3)),
+}
+
+# Digital channel of AGIPD (per stage), and chunking of the generated frames
 _DIGITAL_LEVEL = (4500.0, 5500.0, 6500.0)
 _DIGITAL_SPREAD = 60.0
 _DIGITAL_NOISE = 8.0
-_DEAD_LEVEL = 60.0
 _CHUNK_BYTES = 64 << 20  # float32 bytes generated at once per module and stage
 
-#: The model's constants (recorded in ``truth.h5`` as the ``model`` attribute).
-MODEL_PARAMETERS: Mapping[str, Any] = {
-    "analog_level": _ANALOG_LEVEL, "pixel_spread": _PIXEL_SPREAD, "noise": _NOISE,
-    "digital_level": _DIGITAL_LEVEL, "digital_spread": _DIGITAL_SPREAD,
-    "digital_noise": _DIGITAL_NOISE, "dead_asic_level": _DEAD_LEVEL,
-    "asic_level_range": [-300, 300], "gradient_range": [-40, 40],
-    "hot_cold_shift_in_pixel_spreads": [15, 30], "noisy_factor": [3, 5],
-    "telegraph_fraction": [0.2, 0.4], "telegraph_amplitude_in_sigma": [8, 15],
-    "spike_in_sigma": 100, "spikes_per_pixel": [1, 2], "nan_frames_per_pixel": [1, 3],
-}
+
+def detector_model(name: str) -> DetectorModel:
+    """The model constants of detector type ``name`` (``"AGIPD1M"``, ``"LPD1M"``, ...)."""
+    for prefix, model in _MODELS.items():
+        if name.upper().startswith(prefix):
+            return model
+    raise KeyError(f"no simulation model for detector {name!r}")
+
+
+def model_parameters(name: str) -> dict[str, Any]:
+    """The model's constants for detector ``name`` (recorded in ``truth.h5`` as ``model``)."""
+    m = detector_model(name)
+    return {
+        "analog_level": m.analog_level, "pixel_spread": m.pixel_spread, "noise": m.noise,
+        "digital_level": _DIGITAL_LEVEL, "digital_spread": _DIGITAL_SPREAD,
+        "digital_noise": _DIGITAL_NOISE, "dead_asic_level": m.dead_level,
+        "asic_level_range": [-m.asic_range, m.asic_range],
+        "gradient_range": [-m.gradient, m.gradient], "module_level_sigma": m.module_spread,
+        "cell_drift": m.drift, "adc_max": m.adc_max, "gain_codes": m.gain_codes,
+        "hot_cold_shift_in_pixel_spreads": [15, 30], "noisy_factor": [3, 5],
+        "telegraph_fraction": [0.2, 0.4], "telegraph_amplitude_in_sigma": [8, 15],
+        "spike_in_sigma": 100, "spikes_per_pixel": [1, 2], "nan_frames_per_pixel": [1, 3],
+    }
+
+
+#: The AGIPD model's constants (see :func:`model_parameters` for the other detectors).
+MODEL_PARAMETERS: Mapping[str, Any] = model_parameters("AGIPD")
 
 
 @dataclass(frozen=True)
@@ -105,6 +152,7 @@ class SimPlan:
     n_missing_trains: int
     dead_asic_module: int | None
     first_train: int = 10000
+    frame_pixels: int = 512 * 128  # pixels of one module frame (sizes the generated chunks)
     counts: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_COUNTS))
 
     @property
@@ -117,7 +165,7 @@ class SimPlan:
 
     @property
     def trains_per_chunk(self) -> int:
-        return max(1, _CHUNK_BYTES // (self.cells * 512 * 128 * 4))
+        return max(1, _CHUNK_BYTES // (self.cells * self.frame_pixels * 4))
 
     def missing_train_ids(self) -> np.ndarray:
         """Train IDs absent for ``missing_trains_module``: spread over the run, never the ends."""
@@ -155,6 +203,7 @@ def _classes_applicable(spec: DetectorSpec, kind: str) -> list[str]:
 def module_model(plan: SimPlan, spec: DetectorSpec, module: int) -> ModuleModel:
     """Build the deterministic pixel model of one module (see the module docstring)."""
     rng = np.random.default_rng([plan.seed, module, 1])
+    par = detector_model(spec.name)
     ss, fs = spec.module_shape
     n_pix = ss * fs
     n_gain, n_cells = spec.n_gain_stages, plan.cells
@@ -186,20 +235,21 @@ def module_model(plan: SimPlan, spec: DetectorSpec, module: int) -> ModuleModel:
     dig_z = rng.standard_normal(n_pix).astype(np.float32)
     cells = np.arange(n_cells)
     for g in range(n_gain):
-        asic_level = rng.uniform(-300, 300, spec.n_asics)
-        slopes = rng.uniform(-40, 40, (spec.n_asics, 2))
-        module_level = rng.normal(0, 150)
-        base = (_ANALOG_LEVEL[g] + module_level + asic_level[asic]
+        asic_level = rng.uniform(-par.asic_range, par.asic_range, spec.n_asics)
+        slopes = rng.uniform(-par.gradient, par.gradient, (spec.n_asics, 2))
+        module_level = rng.normal(0, par.module_spread)
+        base = (par.analog_level[g] + module_level + asic_level[asic]
                 + slopes[asic, 0] * loc_ss + slopes[asic, 1] * loc_fs)
-        drift = 30 * np.sin(2 * np.pi * cells / 37 + rng.uniform(0, 2 * np.pi)) + 0.2 * cells
+        phase = rng.uniform(0, 2 * np.pi)
+        drift = par.drift * (np.sin(2 * np.pi * cells / 37 + phase) + cells / 150)
         smooth[g] = base[None, :] + drift[:, None]
-        offset[g] = smooth[g] + _PIXEL_SPREAD[g] * pix_z[None, :]
-        sigma[g] = _NOISE[g] * np.clip(1 + 0.08 * noise_z, 0.6, 1.4)
+        offset[g] = smooth[g] + par.pixel_spread[g] * pix_z[None, :]
+        sigma[g] = par.noise[g] * np.clip(1 + 0.08 * noise_z, 0.6, 1.4)
         digital[g] = _DIGITAL_LEVEL[g] + rng.normal(0, 50) + _DIGITAL_SPREAD * dig_z
 
     for name in ("hot", "cold"):
         idx = np.flatnonzero(classes == _CODE[name])
-        shift = rng.uniform(15, 30, idx.size) * np.array(_PIXEL_SPREAD)[:, None]
+        shift = rng.uniform(15, 30, idx.size) * np.array(par.pixel_spread)[:, None]
         offset[:, :, idx] += (shift if name == "hot" else -shift)[:, None, :]
     idx = np.flatnonzero(classes == _CODE["noisy"])
     sigma[:, idx] *= rng.uniform(3, 5, idx.size)
@@ -210,7 +260,7 @@ def module_model(plan: SimPlan, spec: DetectorSpec, module: int) -> ModuleModel:
     if idx.size and n_gain > 1:  # medium-gain digital level on top of the high-gain one
         digital[1, idx] = digital[0, idx] + rng.normal(0, 10, idx.size)
     idx = np.flatnonzero(classes == _CODE["dead_asic"])
-    offset[:, :, idx] = _DEAD_LEVEL + rng.normal(0, 3, idx.size)
+    offset[:, :, idx] = par.dead_level + rng.normal(0, 3, idx.size)
     sigma[:, idx] = 1.5
 
     telegraph_frac = np.zeros(n_pix, np.float32)
@@ -234,9 +284,13 @@ def module_frames(plan: SimPlan, spec: DetectorSpec, model: ModuleModel, module:
                   stage: int, chunk: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Frames of trains ``chunk * plan.trains_per_chunk ...`` for one module and gain stage.
 
-    Returns ``(analog, digital)`` shaped (trains, cells, ss, fs): uint16 and uint16 for raw,
-    float32 and None for proc. Deterministic: the same plan gives the same frames.
+    Returns ``(analog, digital)`` shaped (trains, cells, ss, fs), as ``read.read_block`` gives
+    them: raw uint16 analog (clipped to the detector's ADC range) and, where the detector
+    encodes the gain, uint16 ``digital`` (AGIPD's digital channel, or the gain bits of LPD and
+    JUNGFRAU raw words); float32 and None for proc. Deterministic: the same plan gives the same
+    frames.
     """
+    par = detector_model(spec.name)
     t0 = chunk * plan.trains_per_chunk
     t1 = min(plan.trains, t0 + plan.trains_per_chunk)
     n_t, n_c = t1 - t0, plan.cells
@@ -257,14 +311,16 @@ def module_frames(plan: SimPlan, spec: DetectorSpec, model: ModuleModel, module:
     shape = (n_t, n_c, *spec.module_shape)
     if plan.kind == "proc":
         frames -= model.smooth[stage]
-        frames -= np.float32(0.95 * _PIXEL_SPREAD[stage]) * _pixel_z(model, stage)
+        frames -= np.float32(0.95 * par.pixel_spread[stage]) * _pixel_z(model, stage, par)
         frames[:, :, model.classes == _CODE["always_nan"]] = np.nan
         for t, c, p in model.nan_frames:
             if t0 <= t < t1:
                 frames[t - t0, c, p] = np.nan
         return frames.reshape(shape), None
 
-    analog = _to_uint16(frames).reshape(shape)
+    analog = _to_uint16(frames, par.adc_max).reshape(shape)
+    if spec.gain_encoding == "adc_bits":  # every pixel reports the run's gain stage
+        return analog, np.full(shape, par.gain_codes[stage], np.uint16)
     if spec.gain_encoding != "digital_channel":
         return analog, None
     dig = rng.standard_normal((n_t, n_c, n_pix), dtype=np.float32)
@@ -273,16 +329,16 @@ def module_frames(plan: SimPlan, spec: DetectorSpec, model: ModuleModel, module:
     return analog, _to_uint16(dig).reshape(shape)
 
 
-def _pixel_z(model: ModuleModel, stage: int) -> np.ndarray:
+def _pixel_z(model: ModuleModel, stage: int, par: DetectorModel) -> np.ndarray:
     # the per-pixel spread as the correction's offset constant knows it (stuck/hot/... excluded)
     # offset anomalies (hot, cold, stuck, dead ASIC) are not in the constant, so they stay
     known = ~np.isin(model.classes, [_CODE[c] for c in ("hot", "cold", "stuck", "dead_asic")])
     return (model.offset[stage, 0] - model.smooth[stage, 0]) * known / np.float32(
-        _PIXEL_SPREAD[stage])
+        par.pixel_spread[stage])
 
 
-def _to_uint16(values: np.ndarray) -> np.ndarray:
-    np.clip(values, 0, 65535, out=values)
+def _to_uint16(values: np.ndarray, top: int = 65535) -> np.ndarray:
+    np.clip(values, 0, top, out=values)  # the ADC saturates at its range
     values += 0.5
     return values.astype(np.uint16)
 

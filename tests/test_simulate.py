@@ -111,7 +111,9 @@ def test_seeded_and_refuses_existing(tmp_path):
     ({"cells": 0}, "--cells"),
     ({"trains": 2}, "--trains"),
     ({"kind": "corr"}, "--kind"),
-    ({"detector": "LPD1M"}, "simulate supports"),
+    ({"detector": "JUNGFRAU", "kind": "proc"}, "AGIPD only"),
+    ({"detector": "LPD1M", "gain_mode": "fixed"}, "records no gain mode"),
+    ({"detector": "DSSC1M", "cells": 801}, "--cells"),
     ({"counts": {"sparkly": 3}}, "unknown pixel class"),
 ])
 def test_bad_arguments(tmp_path, kwargs, match):
