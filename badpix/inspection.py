@@ -291,6 +291,8 @@ def check_mask(m: MaskHandle) -> list[str]:
         from badpix.detectors import load_detector
 
         spec = load_detector(m.detector)
+        if spec.size_from_karabo_id:  # JUNGFRAU: the module count is the detector's (run's)
+            spec = spec.sized_for("", range(spec.first_module, spec.first_module + n_mod))
         if (n_mod, ss, fs) != (spec.n_modules, *spec.module_shape):
             problems.append(f"/mask has shape {m.shape}; {m.detector} needs "
                             f"{(spec.n_modules, *spec.module_shape)}")
