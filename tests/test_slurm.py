@@ -1,4 +1,5 @@
-"""badpix.slurm without a cluster: settings, script rendering, partial sets, failure reports.
+"""badpix.slurm, slurm_scripts and slurm_jobs without a cluster: settings, script
+rendering, partial sets, failure reports.
 
 The scripts are checked by bash itself (``bash -n``) and by running them outside SLURM with a
 stand-in for badpix that records its argv, so quoting is tested by the shell that will run it.
@@ -19,9 +20,9 @@ import h5py
 import pytest
 from click.testing import CliRunner, Result
 
-from badpix import slurm
+from badpix import slurm, slurm_jobs, slurm_scripts
 from badpix.cli import main
-from badpix.exceptions import ConfigError
+from badpix.exceptions import BadpixError, ConfigError, SlurmError
 from badpix.simulate import SimulatedSet
 from badpix.slurm import JobLayout, JobSpec, SlurmSettings, Unit
 
@@ -83,7 +84,7 @@ def test_parse_mem(text: str, n: int) -> None:
 @pytest.mark.parametrize(("indices", "text"), [([0], "0"), ([0, 1, 2, 5], "0-2,5"),
                                                 ([7, 3, 4, 3], "3-4,7"), ([], "")])
 def test_array_ranges(indices: list[int], text: str) -> None:
-    assert slurm.array_ranges(indices) == text
+    assert slurm_jobs.array_ranges(indices) == text
 
 
 # ---------------------------------------------------------------------------------- rendering
@@ -129,7 +130,7 @@ def run_script(path: Path, env: dict[str, str], record: Path) -> dict[str, objec
 
 def test_scripts_are_valid_bash(tmp_path: Path, fake_badpix: Path) -> None:
     spec = make_spec(tmp_path, fake_badpix)
-    slurm.write_scripts(spec)
+    slurm_scripts.write_scripts(spec)
     for path in (spec.layout.array_script, spec.layout.merge_script):
         subprocess.run(["bash", "-n", str(path)], check=True)
         assert path.stat().st_mode & stat.S_IXUSR
@@ -140,7 +141,7 @@ def test_scripts_are_valid_bash(tmp_path: Path, fake_badpix: Path) -> None:
 
 def test_sbatch_options_are_honoured(tmp_path: Path, fake_badpix: Path) -> None:
     spec = make_spec(tmp_path, fake_badpix)
-    lines = slurm.render_array_script(spec).splitlines()
+    lines = slurm_scripts.render_array_script(spec).splitlines()
     directives = [ln for ln in lines if ln.startswith("#SBATCH")]
     logs = str(spec.layout.logs)
     assert directives == [
@@ -158,32 +159,33 @@ def test_sbatch_options_are_honoured(tmp_path: Path, fake_badpix: Path) -> None:
     # sbatch stops reading directives at the first command: they must all come before it
     first_command = next(i for i, ln in enumerate(lines) if ln and not ln.startswith("#"))
     assert max(lines.index(d) for d in directives) < first_command
-    merge = slurm.render_merge_script(spec)
+    merge = slurm_scripts.render_merge_script(spec)
     assert "#SBATCH --mem=1G" in merge and "#SBATCH --time=00:30:00" in merge
     assert "#SBATCH --kill-on-invalid-dep=yes" in merge
 
 
 def test_unset_settings_write_no_directive(tmp_path: Path, fake_badpix: Path) -> None:
     spec = make_spec(tmp_path, fake_badpix, settings=SlurmSettings())
-    text = slurm.render_array_script(spec)
+    text = slurm_scripts.render_array_script(spec)
     assert "--partition" not in text.split("set -euo")[0].replace("# ", "")
     assert "#SBATCH --account" not in text
 
 
 def test_percent_in_folder_is_escaped_for_sbatch(tmp_path: Path, fake_badpix: Path) -> None:
     spec = make_spec(tmp_path, fake_badpix, layout=JobLayout(tmp_path / "100%"))
-    assert f'--output={tmp_path}/100%%/logs/unit-%4a.out' in slurm.render_array_script(spec)
+    text = slurm_scripts.render_array_script(spec)
+    assert f'--output={tmp_path}/100%%/logs/unit-%4a.out' in text
 
 
 def test_quote_in_sbatch_value_is_refused(tmp_path: Path, fake_badpix: Path) -> None:
     spec = make_spec(tmp_path, fake_badpix, layout=JobLayout(tmp_path / 'a"b'))
     with pytest.raises(ConfigError, match="quotes"):
-        slurm.render_array_script(spec)
+        slurm_scripts.render_array_script(spec)
 
 
 def test_array_task_runs_its_unit_with_exact_arguments(tmp_path: Path, fake_badpix: Path) -> None:
     spec = make_spec(tmp_path, fake_badpix)
-    slurm.write_scripts(spec)
+    slurm_scripts.write_scripts(spec)
     env = {"SLURM_ARRAY_TASK_ID": "2", "SLURM_CPUS_PER_TASK": "3"}
     got = run_script(spec.layout.array_script, env, tmp_path / "r.json")
     part = str(spec.layout.part(2))
@@ -195,7 +197,7 @@ def test_array_task_runs_its_unit_with_exact_arguments(tmp_path: Path, fake_badp
 
 def test_array_task_out_of_range_fails(tmp_path: Path, fake_badpix: Path) -> None:
     spec = make_spec(tmp_path, fake_badpix)
-    slurm.write_scripts(spec)
+    slurm_scripts.write_scripts(spec)
     for task in ("3", ""):
         proc = subprocess.run(["bash", str(spec.layout.array_script)],
                               env={**os.environ, "SLURM_ARRAY_TASK_ID": task},
@@ -205,7 +207,7 @@ def test_array_task_out_of_range_fails(tmp_path: Path, fake_badpix: Path) -> Non
 
 def test_merge_runs_assemble_on_the_parts(tmp_path: Path, fake_badpix: Path) -> None:
     spec = make_spec(tmp_path, fake_badpix, force=True)
-    slurm.write_scripts(spec)
+    slurm_scripts.write_scripts(spec)
     got = run_script(spec.layout.merge_script, {}, tmp_path / "r.json")
     assert got["argv"] == ["assemble", str(spec.layout.parts), "-o", str(spec.output), "--force"]
 
@@ -218,11 +220,20 @@ def test_environment_capture_picks_relevant_variables() -> None:
 
 def test_dry_run_commands_submit_only_the_missing_units(tmp_path: Path) -> None:
     spec = make_spec(tmp_path, Path("x"))
-    array, merge = slurm.sbatch_commands(spec, [0, 2])
+    array, merge = slurm_jobs.sbatch_commands(spec, [0, 2])
     assert array == ["sbatch", "--parsable", "--array=0,2", str(spec.layout.array_script)]
     assert merge[-2:] == ["--dependency=afterok:<ARRAY_JOB_ID>", str(spec.layout.merge_script)]
-    (merge_only,) = slurm.sbatch_commands(spec, [])
+    (merge_only,) = slurm_jobs.sbatch_commands(spec, [])
     assert merge_only == ["sbatch", "--parsable", str(spec.layout.merge_script)]
+
+
+def test_no_sbatch_is_one_clear_slurm_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                            ) -> None:
+    spec = make_spec(tmp_path, Path("x"))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
+    with pytest.raises(SlurmError, match=r"^sbatch not found: run this on a SLURM login node$"):
+        slurm_jobs.submit(spec, [0, 1])
+    assert issubclass(SlurmError, BadpixError) and issubclass(SlurmError, RuntimeError)
 
 
 # ------------------------------------------------------------------------------- partial sets
@@ -245,7 +256,7 @@ def test_scan_partials_finds_done_missing_and_stale(tmp_path: Path) -> None:
     lay.part(3).write_bytes(b"not hdf5")                                     # corrupt
     write_fake_partial(lay.part(7), {"module": 7, "cells": [0, 1]}, "abc")   # not planned
     (lay.parts / ".unit-0004.h5.tmp.part").write_bytes(b"")                 # in-flight temp
-    scan = slurm.scan_partials(lay, expected)
+    scan = slurm_jobs.scan_partials(lay, expected)
     assert scan.done == (0,)
     assert scan.todo == (1, 2, 3, 4)
     why = {p.name: w for p, w in scan.invalid}
@@ -257,7 +268,7 @@ def test_scan_partials_finds_done_missing_and_stale(tmp_path: Path) -> None:
 
 
 def test_scan_of_a_new_folder_runs_everything(tmp_path: Path) -> None:
-    scan = slurm.scan_partials(JobLayout(tmp_path / "new"), {0: {}, 1: {}})
+    scan = slurm_jobs.scan_partials(JobLayout(tmp_path / "new"), {0: {}, 1: {}})
     assert (scan.done, scan.todo, scan.invalid, scan.foreign) == ((), (0, 1), (), ())
 
 
@@ -265,7 +276,7 @@ def test_a_mask_file_is_not_a_partial(tmp_path: Path) -> None:
     path = tmp_path / "m.h5"
     with h5py.File(path, "w") as f:
         f.attrs["format"] = "badpix-mask"
-    assert "not a badpix partial" in str(slurm.partial_status(path, {}))
+    assert "not a badpix partial" in str(slurm_jobs.partial_status(path, {}))
 
 
 # ---------------------------------------------------------------------------- failure report
@@ -274,10 +285,10 @@ def test_failures_name_units_logs_and_log_tails(tmp_path: Path, fake_badpix: Pat
     spec.layout.logs.mkdir(parents=True)
     spec.layout.unit_log(1).write_text("".join(f"line {i}\n" for i in range(30)))
     # no job ids SLURM knows: states come from the files alone, as after MinJobAge
-    sub = slurm.Submission("999999991", "999999992", (0, 1), 0.0)
-    found = slurm.failures(spec, sub, lambda i: i == 0, tail_lines=3)
+    sub = slurm_jobs.Submission("999999991", "999999992", (0, 1), 0.0)
+    found = slurm_jobs.failures(spec, sub, lambda i: i == 0, tail_lines=3)
     assert [f.unit.index if f.unit else None for f in found] == [1, None]
-    text = slurm.format_failures(found)
+    text = slurm_jobs.format_failures(found)
     assert f"unit 1 (module 0, cells 4:8): no valid partial written; log {spec.layout.unit_log(1)}"\
         in text
     assert "    | line 29" in text and "line 26" not in text

@@ -10,8 +10,10 @@ from typing import Any
 import click
 
 from badpix import slurm as sl
+from badpix import slurm_jobs as jobs
+from badpix import slurm_scripts as scripts
 from badpix.atomic import check_output_path
-from badpix.exceptions import OutputError
+from badpix.exceptions import OutputError, SlurmError
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -86,46 +88,46 @@ def slurm(make_mask_args: tuple[str, ...], output: Path, workdir: Path | None,
         force=force,
     )
     expected = {u.index: attrs for u, attrs in units}
-    scan = sl.scan_partials(layout, expected)
+    scan = jobs.scan_partials(layout, expected)
     _handle_foreign(scan, force, dry_run)
 
     click.echo(f"{len(units)} work units of {dark_set.detector_id} ({len(scan.done)} already done, "
                f"{len(scan.todo)} to run) for {output}")
     if dry_run:
-        for path, text in ((layout.array_script, sl.render_array_script(spec)),
-                           (layout.merge_script, sl.render_merge_script(spec))):
+        for path, text in ((layout.array_script, scripts.render_array_script(spec)),
+                           (layout.merge_script, scripts.render_merge_script(spec))):
             click.echo(f"\n==> {path} (not written) <==\n{text}")
         click.echo("would submit:")
-        for cmd in sl.sbatch_commands(spec, scan.todo):
+        for cmd in jobs.sbatch_commands(spec, scan.todo):
             click.echo("  " + shlex.join(cmd))
         return
-    sl.write_scripts(spec)
+    scripts.write_scripts(spec)
     click.echo(f"job folder {layout.workdir}: array.sh, merge.sh, parts/, logs/")
     if not (submit or wait):
         click.echo("submit with the same command and --submit, or by hand:")
-        for cmd in sl.sbatch_commands(spec, scan.todo):
+        for cmd in jobs.sbatch_commands(spec, scan.todo):
             click.echo("  " + shlex.join(cmd))
         return
 
-    sub = sl.submit(spec, scan.todo)
+    sub = jobs.submit(spec, scan.todo)
     if sub.array_id:
-        click.echo(f"submitted array job {sub.array_id} (units {sl.array_ranges(sub.indices)}), "
+        click.echo(f"submitted array job {sub.array_id} (units {jobs.array_ranges(sub.indices)}), "
                    f"logs {layout.logs}/unit-NNNN.out")
     click.echo(f"submitted merge job {sub.merge_id}, log {layout.merge_log}")
     if not wait:
         return
-    sl.wait_for_jobs(sub, poll=poll, timeout=timeout,
-                     progress=lambda s: click.echo(f"  queued: {s}", err=True))
-    failed = sl.failures(spec, sub, lambda i: sl.partial_status(layout.part(i),
-                                                                expected[i]) is None)
+    jobs.wait_for_jobs(sub, poll=poll, timeout=timeout,
+                       progress=lambda s: click.echo(f"  queued: {s}", err=True))
+    failed = jobs.failures(spec, sub, lambda i: jobs.partial_status(layout.part(i),
+                                                                    expected[i]) is None)
     if not failed:
         click.echo(f"done: {output}")
         return
-    click.echo(sl.format_failures(failed), err=True)
+    click.echo(jobs.format_failures(failed), err=True)
     n_units = sum(f.unit is not None for f in failed)
     what = f"{n_units} of {len(sub.indices)} units failed" if n_units else "the merge failed"
-    raise sl.SlurmError(f"{what}; see the logs above, fix the cause and rerun the same "
-                        "command (only the missing units run again)")
+    raise SlurmError(f"{what}; see the logs above, fix the cause and rerun the same "
+                     "command (only the missing units run again)")
 
 
 def _check_mask_path(output: Path) -> None:
@@ -179,7 +181,7 @@ def _plan(dark_set: Any, options: Any, max_memory: int
     return dark_set, options, units
 
 
-def _handle_foreign(scan: sl.PartialScan, force: bool, dry_run: bool) -> None:
+def _handle_foreign(scan: jobs.PartialScan, force: bool, dry_run: bool) -> None:
     """Files in parts/ that are no unit of this plan: `assemble` would refuse the folder."""
     if not scan.foreign:
         return
