@@ -94,7 +94,7 @@ _MODELS: Mapping[str, DetectorModel] = {
     "LPD": DetectorModel((1000.0, 1050.0, 1100.0), (20.0, 15.0, 12.0), (8.0, 6.0, 5.0),
                          100.0, 15.0, 40.0, 10.0, 60.0, 4095, (0, 1, 2)),
     # DSSC: 8/9-bit ADC, one gain stage, noise of 1-2 ADU; hard limits 0-512
-    "DSSC": DetectorModel((150.0,), (4.0,), (1.5,), 20.0, 5.0, 8.0, 3.0, 10.0, 511),
+    "DSSC": DetectorModel((150.0,), (4.0,), (1.5,), 8.0, 3.0, 8.0, 3.0, 10.0, 511),
     # JUNGFRAU: 14-bit ADC, gain in bits 14-15 (G0 = 0, G1 = 1, G2 = 3)
     "JUNGFRAU": DetectorModel((2500.0, 11000.0, 12000.0), (40.0, 30.0, 30.0), (12.0, 6.0, 5.0),
                               200.0, 30.0, 80.0, 20.0, 60.0, 16383, (0, 1, 3)),

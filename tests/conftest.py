@@ -106,3 +106,42 @@ def agipd_mask(agipd_dark_set: SimulatedSet, tmp_path_factory: pytest.TempPathFa
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     return out
+
+
+@pytest.fixture(scope="session")
+def lpd_dark_set(tmp_path_factory: pytest.TempPathFactory) -> SimulatedSet:
+    """LPD1M raw dark set: 3 runs (high, medium, low; stages from the run order).
+
+    Sources ``FXE_DET_LPD1M-1/DET/<m>CH0:xtdf``, ``image.data`` (N, 1, 256, 256) uint16 with
+    the 12-bit ADC value and the gain stage (0, 1, 2) in bits 12-13. Modules 0 and 1 present,
+    module 2 missing, 3-15 absent; 8 cells, 24 trains; module 1 misses 3 trains. Planted: hot,
+    cold, noisy, stuck, telegraph, good_spiky, a dead tile ("ASIC", 32 x 128) in module 0.
+    """
+    out = tmp_path_factory.mktemp("sim") / "lpd"
+    return simulate_dark_set(out, detector="LPD1M", modules=3, cells=8, trains=24, seed=11)
+
+
+@pytest.fixture(scope="session")
+def dssc_dark_set(tmp_path_factory: pytest.TempPathFactory) -> SimulatedSet:
+    """DSSC1M raw dark set: one run (single gain), ``image.data`` (N, 1, 128, 512) uint16.
+
+    Sources ``SCS_DET_DSSC1M-1/DET/<m>CH0:xtdf``, 9-bit ADC values (noise ~1.5 ADU). Modules 0
+    and 1 present, module 2 missing; 8 cells, 40 trains (one gain stage gives the telegraph
+    test a single chance, so more trains than for AGIPD); module 1 misses 3 trains; a dead
+    64 x 64 ASIC in module 0.
+    """
+    out = tmp_path_factory.mktemp("sim") / "dssc"
+    return simulate_dark_set(out, detector="DSSC1M", modules=3, cells=8, trains=40, seed=12)
+
+
+@pytest.fixture(scope="session")
+def jungfrau_dark_set(tmp_path_factory: pytest.TempPathFactory) -> SimulatedSet:
+    """JUNGFRAU raw dark set (a JF1M: karabo id ``FXE_XAD_JF1M``, 2 modules), runs G0, G1, G2.
+
+    Source ``FXE_XAD_JF1M/DET/JNGFR01:daqOutput`` (JNGFR02 missing): ``data.adc`` (trains, 2,
+    512, 1024) uint16 with the 14-bit ADC value and the gain (0, 1, 3) in bits 14-15, one entry
+    per train with 2 memory cells on axis 1 (``data.memoryCell``). 32 trains, 3 of them missing
+    for JNGFR01; a dead 256 x 256 ASIC in JNGFR01. Module axis 0 of the truth is JNGFR01.
+    """
+    out = tmp_path_factory.mktemp("sim") / "jungfrau"
+    return simulate_dark_set(out, detector="JUNGFRAU", modules=2, cells=2, trains=32, seed=13)

@@ -151,3 +151,22 @@ def test_free_tables_accept_new_keys(tmp_path):
     spec = load_detector(_write(tmp_path, "", "offset_snr = 5.0",
                                 "offset_snr = 5.0\nnew_rule = [1, 2.5]"))
     assert spec.thresholds["new_rule"] == (1, 2.5)
+
+
+def test_jungfrau_size_from_karabo_id():
+    spec = load_detector("JUNGFRAU")
+    assert spec.size_from_karabo_id and not load_detector("LPD1M").size_from_karabo_id
+    sizes = {k: spec.sized_for(k, [1]).n_modules
+             for k in ("HED_IA1_JF500K1", "FXE_XAD_JF1M", "SPB_IRDA_JF4M")}
+    assert sizes == {"HED_IA1_JF500K1": 1, "FXE_XAD_JF1M": 2, "SPB_IRDA_JF4M": 8}
+    assert spec.sized_for("FXE_XAD_JF1M", [1, 3]).n_modules == 3  # never fewer than present
+    assert load_detector("LPD1M").sized_for("FXE_DET_LPD1M-1", [0]).n_modules == 16
+
+
+def test_size_from_karabo_id_must_be_bool(tmp_path):
+    text = (CONFIG_DIR / "jungfrau.toml").read_text().replace(
+        "size_from_karabo_id = true", 'size_from_karabo_id = "yes"')
+    path = tmp_path / "jf.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="size_from_karabo_id must be true or false"):
+        load_detector(path)
