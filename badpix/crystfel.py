@@ -176,16 +176,46 @@ def insert_mask_lines(geom_text: str, lines: Iterable[str]) -> str:
 
 # --- default geometries -------------------------------------------------------------------
 
-_GEOMETRY_CLASSES = {"agipd1m": "AGIPD_1MGeometry", "agipd500k": "AGIPD_500K2GGeometry"}
+#: extra-geom class of each detector badpix knows (key: name lower-case, letters and digits).
+#: All of them have extra-geom's documented ``example()`` geometry (nominal positions) and
+#: ``write_crystfel_geom``; DSSC's hexagonal pixels are written as square ones, as extra-geom does.
+_GEOMETRY_CLASSES = {
+    "agipd1m": "AGIPD_1MGeometry",
+    "agipd500k": "AGIPD_500K2GGeometry",
+    "lpd1m": "LPD_1MGeometry",
+    "dssc1m": "DSSC_1MGeometry",
+    "jungfrau": "JUNGFRAUGeometry",
+}
+_ALIASES = {"agipd": "agipd1m", "agipd500k2g": "agipd500k", "agipd05m": "agipd500k",
+            "lpd": "lpd1m", "dssc": "dssc1m", "jf": "jungfrau"}
+#: Detectors whose module count is the run's (extra-geom's example takes it as ``n_modules``).
+_SIZED_BY_RUN = {"jungfrau"}
+
+
+def _geometry_key(detector: str) -> str | None:
+    key = re.sub(r"[^a-z0-9]", "", detector.lower())
+    key = _ALIASES.get(key, key)
+    return key if key in _GEOMETRY_CLASSES else None
+
+
+def has_default_geometry(detector: str) -> bool:
+    """True if badpix has an extra-geom geometry for ``detector`` (extra-geom itself may still
+    be missing).
+
+    Examples
+    --------
+    >>> has_default_geometry("LPD1M"), has_default_geometry("PNCCD")
+    (True, False)
+    """
+    return _geometry_key(detector) is not None
 
 
 def _detector_key(detector: str) -> str:
-    key = re.sub(r"[^a-z0-9]", "", detector.lower())
-    key = {"agipd": "agipd1m", "agipd500k2g": "agipd500k", "agipd05m": "agipd500k"}.get(key, key)
-    if key not in _GEOMETRY_CLASSES:
+    key = _geometry_key(detector)
+    if key is None:
         raise ConfigError(
-            f"no default geometry for detector {detector!r} (known: AGIPD1M, AGIPD500K); "
-            "pass a CrystFEL geometry file instead"
+            f"no default geometry for detector {detector!r} (known: AGIPD1M, AGIPD500K, "
+            "LPD1M, DSSC1M, JUNGFRAU); pass a CrystFEL geometry file with --geometry"
         )
     return key
 
@@ -201,26 +231,47 @@ def _import_extra_geom() -> Any:
     return extra_geom
 
 
-def detector_geometry(detector: str, geom_file: str | Path | None = None) -> Any:
+def detector_geometry(
+    detector: str, geom_file: str | Path | None = None, *, n_modules: int | None = None
+) -> Any:
     """Return an extra-geom geometry object for ``detector``.
 
     With ``geom_file`` the geometry is read from that CrystFEL file, otherwise extra-geom's
     example geometry for the detector is used (nominal positions: good for pictures, not for
-    indexing).
+    indexing). ``n_modules`` is the module count of the data (a mask's module axis): JUNGFRAU's
+    example gets that many modules, and any geometry with another count is refused.
+
+    Raises
+    ------
+    ConfigError
+        Unknown detector, extra-geom missing, unreadable file, or a module count other than
+        ``n_modules``.
 
     Examples
     --------
     >>> detector_geometry("AGIPD1M").expected_data_shape
     (16, 512, 128)
+    >>> detector_geometry("JUNGFRAU", n_modules=2).expected_data_shape
+    (2, 512, 1024)
     """
     key = _detector_key(detector)
-    cls = getattr(_import_extra_geom(), _GEOMETRY_CLASSES[key])
+    cls = getattr(_import_extra_geom(), _GEOMETRY_CLASSES[key], None)
+    if cls is None:  # extra-geom older than the class
+        raise ConfigError(f"this extra-geom has no {_GEOMETRY_CLASSES[key]}; upgrade extra-geom")
     if geom_file is None:
-        return cls.example()
-    try:
-        return cls.from_crystfel_geom(str(geom_file))
-    except Exception as err:  # extra-geom raises many types for unreadable files
-        raise ConfigError(f"cannot read geometry {geom_file}: {err}") from err
+        sized = {"n_modules": n_modules or 1} if key in _SIZED_BY_RUN else {}
+        geom = cls.example(**sized)
+        where = f"extra-geom's example {detector} geometry"
+    else:
+        try:
+            geom = cls.from_crystfel_geom(str(geom_file))
+        except Exception as err:  # extra-geom raises many types for unreadable files
+            raise ConfigError(f"cannot read geometry {geom_file}: {err}") from err
+        where = f"geometry {geom_file}"
+    have = tuple(geom.expected_data_shape)
+    if n_modules is not None and have[0] != n_modules:
+        raise ConfigError(f"{where} has {have[0]} modules; the data have {n_modules}")
+    return geom
 
 
 def default_geometry(
@@ -230,13 +281,15 @@ def default_geometry(
     mask_file: str | Path | None = None,
     bad_bits: int | None = None,
     geometry: Any = None,
+    n_modules: int | None = None,
 ) -> str:
     """Return a full CrystFEL geometry for ``detector`` in the given data layout.
 
     The panels come from ``geometry`` (an extra-geom object) or extra-geom's example geometry,
     with data path :data:`DATA_PATH` and dims ``(frame, modno, ss, fs)`` for ``"vds"`` or
     ``(frame, ss, fs)`` for ``"stacked"``. With ``mask_file`` (and ``bad_bits``) the badpix
-    mask lines are inserted before the panels.
+    mask lines are inserted before the panels. ``n_modules``: the data's module count (needed
+    for JUNGFRAU, whose size is the run's; see :func:`detector_geometry`).
 
     Examples
     --------
@@ -245,7 +298,8 @@ def default_geometry(
     True
     """
     layout = _check_layout(layout)
-    geom = geometry if geometry is not None else detector_geometry(detector)
+    geom = (geometry if geometry is not None
+            else detector_geometry(detector, n_modules=n_modules))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "det.geom"
         geom.write_crystfel_geom(str(path), data_path=DATA_PATH, dims=LAYOUT_DIMS[layout])

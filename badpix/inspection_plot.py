@@ -2,8 +2,11 @@
 
 :func:`plot_mask` draws the assembled detector coloured by reason, histograms of offset and
 noise (values and scores, with the cuts of the file's thresholds) and the bad fraction per memory
-cell; :func:`plot_diff` draws what changed between two masks. matplotlib and extra-geom are
-imported only when a picture is drawn (optional extra ``badpix[plot]``).
+cell; :func:`plot_diff` draws what changed between two masks. Where the modules go comes from
+:func:`badpix.inspection_geometry.plot_layout` (extra-geom, or a plain module grid);
+:func:`prepare_plot` resolves it and checks matplotlib before any work, so that commands can fail
+before printing. matplotlib and extra-geom are imported only then (optional extra
+``badpix[plot]``).
 
 Examples
 --------
@@ -62,6 +65,24 @@ def _pyplot() -> Any:
         raise ConfigError("plots need matplotlib and extra-geom: "
                           "pip install 'badpix[plot]'") from err
     return plt
+
+
+def prepare_plot(m: MaskHandle, geometry_file: Any = None) -> tuple[Any, str | None]:
+    """Check matplotlib and choose the layout for pictures of ``m``: ``(geometry, note)``.
+
+    ``note`` is None for an extra-geom geometry, else why a plain module grid is drawn.
+    Raises :class:`~badpix.exceptions.ConfigError` for what the user must fix (matplotlib
+    missing, a bad ``--geometry``).
+    """
+    from badpix.inspection_geometry import plot_layout
+
+    _pyplot()
+    return plot_layout(m.detector, m.shape, geometry_file)
+
+
+def _grid_title(note: str | None) -> str:
+    return "" if note is None else (f"\nplain module grid ({note}): modules side by side, "
+                                    "ss down, fs across each")
 
 
 def reason_categories(static: np.ndarray, bit_name: Any) -> tuple[np.ndarray, list[int]]:
@@ -242,20 +263,20 @@ def _per_cell_panel(ax: Any, m: MaskHandle, processed: np.ndarray, bits: list[in
     ax.legend(fontsize=7, ncol=4, loc="upper center")
 
 
-def plot_mask(m: MaskHandle, out: Any, *, geometry_file: Any = None) -> dict[str, Any]:
+def plot_mask(m: MaskHandle, out: Any, *, geometry_file: Any = None,
+              layout: tuple[Any, str | None] | None = None) -> dict[str, Any]:
     """Draw the detector with bad pixels coloured by reason (first bit in
     :data:`REASON_COLOURS` order), histograms of offset and noise (values and scores, cuts
     marked) and the bad fraction per memory cell, as a PNG.
 
-    Returns where the detector image sits in the PNG (see :func:`_axes_info`) and the RGBA
-    colour of each reason, so tests can check pixels.
+    ``layout`` is :func:`prepare_plot`'s result (made from ``geometry_file`` if not given).
+    Returns where the detector image sits in the PNG (see :func:`_axes_info`), the RGBA
+    colour of each reason, and ``geometry`` (what placed the modules), so tests can check pixels.
     """
     from matplotlib.colors import to_rgba
 
-    from badpix.crystfel import detector_geometry
-
     plt = _pyplot()
-    geom = detector_geometry(m.detector, geometry_file)
+    geom, note = layout if layout is not None else prepare_plot(m, geometry_file)
     static = m.static()
     cat, bits = reason_categories(static, m.bit_name)
     spare = iter(OTHER_COLOURS * 4)
@@ -273,7 +294,8 @@ def plot_mask(m: MaskHandle, out: Any, *, geometry_file: Any = None) -> dict[str
     fig.suptitle(f"{m.path.name} ({m.detector}): {n_bad} bad pixels of {static.size}; "
                  f"{len(no_data)} module(s) without dark data; in the others "
                  f"{in_data} bad ({100 * in_data / max(n_data, 1):.2f} %)", fontsize=12)
-    ax.set_title("colour = reason (first in legend order); numbers = modules", fontsize=10)
+    ax.set_title("colour = reason (first in legend order); numbers = modules" + _grid_title(note),
+                 fontsize=10)
     info = _detector_panel(ax, geom, cat, colours, labels,
                            f"reason: pixels   (isolated bad pixels drawn {2 * WIDEN + 1}×"
                            f"{2 * WIDEN + 1} for visibility)")
@@ -282,18 +304,18 @@ def plot_mask(m: MaskHandle, out: Any, *, geometry_file: Any = None) -> dict[str
     info = _axes_info(fig, ax, info)
     fig.savefig(out, format="png", dpi=100)
     plt.close(fig)
-    return {**info, "colours": {m.bit_name(b): to_rgba(colours[i]) for i, b in enumerate(bits)}}
+    return {**info, "geometry": geom,
+            "colours": {m.bit_name(b): to_rgba(colours[i]) for i, b in enumerate(bits)}}
 
 
-def plot_diff(a: MaskHandle, b: MaskHandle, out: Any, *,
-              geometry_file: Any = None) -> dict[str, Any]:
-    """Draw the static-mask changes from ``a`` to ``b`` on the assembled detector."""
+def plot_diff(a: MaskHandle, b: MaskHandle, out: Any, *, geometry_file: Any = None,
+              layout: tuple[Any, str | None] | None = None) -> dict[str, Any]:
+    """Draw the static-mask changes from ``a`` to ``b`` on the assembled detector
+    (``layout``: :func:`prepare_plot` of ``a``, made from ``geometry_file`` if not given)."""
     from matplotlib.colors import to_rgba
 
-    from badpix.crystfel import detector_geometry
-
     plt = _pyplot()
-    geom = detector_geometry(a.detector, geometry_file)
+    geom, note = layout if layout is not None else prepare_plot(a, geometry_file)
     ma, mb = a.static(), b.static()
     cat = np.zeros(ma.shape, np.int32)
     cat[(ma != 0) & (mb != 0)] = 1
@@ -308,10 +330,10 @@ def plot_diff(a: MaskHandle, b: MaskHandle, out: Any, *,
     fig, ax = plt.subplots(figsize=(10, 11), dpi=100)
     fig.subplots_adjust(left=0.02, right=0.98, top=0.93, bottom=0.1)
     ax.set_title(f"A = {a.path.name} → B = {b.path.name}\nnew bad = bad in B only, "
-                 "no longer bad = bad in A only", fontsize=10)
+                 "no longer bad = bad in A only" + _grid_title(note), fontsize=10)
     info = _axes_info(fig, ax, _detector_panel(
         ax, geom, cat, colours, labels,
         "change: pixels   (isolated changes drawn 5×5, other bad pixels 3×3)"))
     fig.savefig(out, format="png", dpi=100)
     plt.close(fig)
-    return {**info, "colours": {n: to_rgba(c) for n, c in DIFF_CATEGORIES}}
+    return {**info, "geometry": geom, "colours": {n: to_rgba(c) for n, c in DIFF_CATEGORIES}}

@@ -117,7 +117,8 @@ def export_mask(
         A full ``.geom`` whose mask lines point at the mask file (absolute path), ``/mask``
         for ``layout="vds"`` (4-D data, CrystFEL 0.10+) or ``/mask_stacked`` for
         ``"stacked"`` (CrystFEL 0.9+), placed before the panels. Panels from ``geometry_file``
-        (its mask lines are replaced) or extra-geom's example geometry.
+        (its mask lines are replaced) or extra-geom's example geometry (AGIPD, LPD, DSSC,
+        JUNGFRAU with the mask's module count; other detectors need ``geometry_file``).
     ``pyfai``
         int8, 1 = masked, 0 = valid (pyFAI's ``mask=`` convention): stacked ``(M*ss, fs)`` or
         ``"assembled"`` (lab frame via the geometry; gaps masked). Written by extension:
@@ -161,13 +162,15 @@ def export_mask(
         if geometry_file is not None:
             text = insert_mask_lines(Path(geometry_file).read_text(), lines)
         else:
-            text = insert_mask_lines(default_geometry(m.detector, layout), lines)
+            text = insert_mask_lines(
+                default_geometry(m.detector, layout, n_modules=m.n_modules), lines)
         out.write_text(text)
         shape = m.shape if layout == "vds" else stacked.shape
     elif fmt == "pyfai":
         arr = stacked.astype(np.int8)
         if layout == "assembled":
-            arr = assemble(bad, detector_geometry(m.detector, geometry_file))
+            arr = assemble(bad, detector_geometry(m.detector, geometry_file,
+                                                  n_modules=m.n_modules))
         suffix = (suffix or out.suffix or ".npy").lower()  # out may be a temp name
         if suffix == ".edf":
             write_edf(out, arr, {"polarity": "1=masked", "badpix_source": m.path.name})

@@ -17,7 +17,8 @@ from badpix.atomic import atomic_output, check_output_path
 @click.option("--plot", "plot_file", type=click.Path(dir_okay=False),
               help="Write a PNG: detector coloured by reason, histograms, bad % per cell.")
 @click.option("--geometry", type=click.Path(exists=True, dir_okay=False),
-              help="CrystFEL geometry for --plot (default: extra-geom's example geometry).")
+              help="CrystFEL geometry for --plot (default: extra-geom's example geometry; "
+                   "a plain module grid for detectors without one).")
 @click.option("--check", is_flag=True,
               help="Validate the file; print one line per problem and exit 1 if any.")
 @click.option("--top", default=10, show_default=True, type=click.IntRange(1),
@@ -47,11 +48,14 @@ def inspect_mask(mask: str, as_json: bool, plot_file: str | None, geometry: str 
                 sys.exit(1)
             click.echo(f"{mask}: OK")
             return
+        layout = None
+        if plot_file:  # geometry and matplotlib problems before the summary is printed
+            from badpix.inspection_plot import plot_mask, prepare_plot
+
+            layout = prepare_plot(m, geometry)
         summary = summarize(m, classical_sigma=classical_sigma)
         click.echo(json.dumps(summary, indent=1) if as_json else format_summary(summary, top))
         if plot_file:
-            with atomic_output(plot_file, force=force) as tmp:
-                from badpix.inspection_plot import plot_mask
-
-                plot_mask(m, tmp, geometry_file=geometry)
+            with atomic_output(plot_file, force=force) as tmp:  # no partial PNG on failure
+                plot_mask(m, tmp, layout=layout)
             click.echo(f"wrote {plot_file}", err=True)

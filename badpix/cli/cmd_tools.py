@@ -21,7 +21,8 @@ _force = click.option("--force", is_flag=True, help="Overwrite existing output f
 @click.option("--plot", "plot_file", type=click.Path(dir_okay=False),
               help="Write a PNG of the changes on the assembled detector.")
 @click.option("--geometry", type=click.Path(exists=True, dir_okay=False),
-              help="CrystFEL geometry for --plot (default: extra-geom's example geometry).")
+              help="CrystFEL geometry for --plot (default: extra-geom's example geometry; "
+                   "a plain module grid for detectors without one).")
 @click.option("--top", default=10, show_default=True, type=click.IntRange(1),
               help="Rows of each worst-first table.")
 @_force
@@ -36,12 +37,15 @@ def diff(a: str, b: str, as_json: bool, plot_file: str | None, geometry: str | N
         check_output_path(plot_file, force=force)
     with open_mask(a) as ma, open_mask(b) as mb:
         result = diff_masks(ma, mb)
+        layout = None
+        if plot_file:  # geometry and matplotlib problems before the report is printed
+            from badpix.inspection_plot import plot_diff, prepare_plot
+
+            layout = prepare_plot(ma, geometry)
         click.echo(json.dumps(result, indent=1) if as_json else format_diff(result, top))
         if plot_file:
-            from badpix.inspection_plot import plot_diff
-
-            with atomic_output(plot_file, force=force) as tmp:
-                plot_diff(ma, mb, tmp, geometry_file=geometry)
+            with atomic_output(plot_file, force=force) as tmp:  # no partial PNG on failure
+                plot_diff(ma, mb, tmp, layout=layout)
             click.echo(f"wrote {plot_file}", err=True)
 
 
