@@ -145,3 +145,42 @@ def jungfrau_dark_set(tmp_path_factory: pytest.TempPathFactory) -> SimulatedSet:
     """
     out = tmp_path_factory.mktemp("sim") / "jungfrau"
     return simulate_dark_set(out, detector="JUNGFRAU", modules=2, cells=2, trains=32, seed=13)
+
+
+def _make_mask(sim: SimulatedSet, tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """``badpix make-mask`` of all runs of ``sim`` into ``<tmp>/<name>/mask.h5``."""
+    from click.testing import CliRunner
+
+    from badpix.cli import main
+
+    out = tmp_path_factory.mktemp(name) / "mask.h5"
+    args = ["make-mask", *map(str, sim.run_dirs), "-o", str(out), "-q"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="session")
+def lpd_mask(lpd_dark_set: SimulatedSet, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``badpix make-mask`` of ``lpd_dark_set``: 16 modules of 256 x 256, modules 0-1 processed
+    (dead 32 x 128 tile in module 0), 2-15 ``NO_DARK_DATA``; 8 cells, 3 gain stages. Read-only.
+    """
+    return _make_mask(lpd_dark_set, tmp_path_factory, "lpd_mask")
+
+
+@pytest.fixture(scope="session")
+def dssc_mask(dssc_dark_set: SimulatedSet, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``badpix make-mask`` of ``dssc_dark_set``: 16 modules of 128 x 512, modules 0-1 processed
+    (dead 64 x 64 ASIC in module 0), 2-15 ``NO_DARK_DATA``; 8 cells, one gain stage. Read-only.
+    """
+    return _make_mask(dssc_dark_set, tmp_path_factory, "dssc_mask")
+
+
+@pytest.fixture(scope="session")
+def jungfrau_mask(jungfrau_dark_set: SimulatedSet,
+                  tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``badpix make-mask`` of ``jungfrau_dark_set`` (JF1M): 2 modules of 512 x 1024, axis 0 =
+    JNGFR01 processed (dead 256 x 256 ASIC), axis 1 = JNGFR02 ``NO_DARK_DATA``; 2 cells,
+    3 gain stages. Read-only.
+    """
+    return _make_mask(jungfrau_dark_set, tmp_path_factory, "jungfrau_mask")
