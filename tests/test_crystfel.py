@@ -82,5 +82,44 @@ def test_default_geometry_round_trips_through_extra_geom(layout: str, tmp_path: 
 def test_default_geometry_500k_and_unknown_detector() -> None:
     _, panels = parse_geometry(default_geometry("AGIPD500K", "stacked"))
     assert len(panels) == 64 and panels["p7a7"]["max_ss"] == "4095"
-    with pytest.raises(ConfigError, match="no default geometry"):
+    with pytest.raises(ConfigError, match=r"no default geometry.*--geometry"):
         default_geometry("PNCCD", "vds")
+
+
+# detector, n_modules, extra-geom class, panels, (last panel, its max_ss in vds and stacked)
+OTHERS = [("LPD1M", None, "LPD_1MGeometry", 256, ("p15a15", "255", "4095")),
+          ("DSSC1M", None, "DSSC_1MGeometry", 32, ("p15a1", "127", "2047")),
+          ("JUNGFRAU", 2, "JUNGFRAUGeometry", 16, ("p1a7", "511", "1023"))]
+
+
+@pytest.mark.parametrize(("detector", "n_modules", "cls", "n_panels", "last"), OTHERS)
+@pytest.mark.parametrize("layout", ["vds", "stacked"])
+def test_default_geometry_lpd_dssc_jungfrau_round_trip(
+        detector: str, n_modules: int | None, cls: str, n_panels: int,
+        last: tuple[str, str, str], layout: str, tmp_path: Path) -> None:
+    """extra-geom's example geometry, written for CrystFEL, reads back to the same pixels."""
+    import extra_geom
+
+    text = default_geometry(detector, layout, mask_file="/d/m.h5", bad_bits=0x1ffffff,
+                            n_modules=n_modules)
+    assert _line_of(text, "mask_bad") < _first_panel_line(text)
+    top, panels = parse_geometry(text)
+    assert top["mask"] == ("/mask" if layout == "vds" else "/mask_stacked")
+    assert len(panels) == n_panels
+    name, vds_max_ss, stacked_max_ss = last
+    assert panels[name]["max_ss"] == (vds_max_ss if layout == "vds" else stacked_max_ss)
+    path = tmp_path / "g.geom"
+    path.write_text(text)
+    geom_cls = getattr(extra_geom, cls)
+    ref = geom_cls.example(**({"n_modules": n_modules} if n_modules else {}))
+    back = geom_cls.from_crystfel_geom(str(path))
+    assert abs(back.get_pixel_positions() - ref.get_pixel_positions()).max() < 1e-9
+
+
+def test_detector_geometry_checks_module_count() -> None:
+    from badpix.crystfel import detector_geometry, has_default_geometry
+
+    assert detector_geometry("JUNGFRAU", n_modules=8).expected_data_shape == (8, 512, 1024)
+    with pytest.raises(ConfigError, match="16 modules; the data have 4"):
+        detector_geometry("LPD1M", n_modules=4)
+    assert has_default_geometry("dssc") and not has_default_geometry("ePix100")

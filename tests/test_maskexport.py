@@ -84,3 +84,41 @@ def test_export_pyfai_assembled_and_bits(agipd_mask: Path, tmp_path: Path) -> No
     assert np.load(tmp_path / "b.npy").sum() == np.count_nonzero(static(agipd_mask) & OFFSET)
     r = run("export", agipd_mask, "--format", "om", "--layout", "vds", "-o", tmp_path / "c.h5")
     assert r.exit_code == 1 and "layouts" in r.output
+
+
+@pytest.mark.parametrize("layout", ["vds", "stacked"])
+def test_export_crystfel_jungfrau_has_the_masks_modules(jungfrau_mask: Path, tmp_path: Path,
+                                                        layout: str) -> None:
+    """JUNGFRAU's default geometry has the mask's module count (a JF1M: 2 x 8 panels)."""
+    from extra_geom import JUNGFRAUGeometry
+
+    out = tmp_path / "jf.geom"
+    r = run("export", jungfrau_mask, "--format", "crystfel", "--layout", layout, "-o", out)
+    assert r.exit_code == 0, r.output
+    top, panels = parse_geometry(out.read_text())
+    assert top["mask_file"] == str(jungfrau_mask.resolve()) and top["mask_good"] == "0x0"
+    assert len(panels) == 16
+    # vds: module 1 is dim1 = 1 of (frame, module, ss, fs); stacked: rows 512-1023 of (M*ss, fs)
+    if layout == "vds":
+        assert panels["p1a7"]["dim1"] == "1" and panels["p1a7"]["max_ss"] == "511"
+    else:
+        assert panels["p1a7"]["dim1"] == "ss" and panels["p1a7"]["max_ss"] == "1023"
+    assert JUNGFRAUGeometry.from_crystfel_geom(str(out)).expected_data_shape == (2, 512, 1024)
+
+
+def test_export_lpd_assembled_and_unknown_detector(lpd_mask: Path, tmp_path: Path) -> None:
+    import shutil
+
+    out = tmp_path / "a.npy"
+    r = run("export", lpd_mask, "--format", "pyfai", "--layout", "assembled", "-o", out)
+    assert r.exit_code == 0, r.output
+    arr = np.load(out)
+    assert arr.ndim == 2 and arr.mean() > np.mean(static(lpd_mask) != 0)
+    other = tmp_path / "mydet.h5"
+    shutil.copy(lpd_mask, other)
+    with h5py.File(other, "r+") as f:
+        f.attrs["detector"] = "MYDET"
+    geom = tmp_path / "m.geom"
+    r = run("export", other, "--format", "crystfel", "-o", geom)
+    assert r.exit_code == 1 and "--geometry" in r.output and r.output.count("\n") == 1
+    assert not geom.exists()
