@@ -260,7 +260,11 @@ def detector_geometry(
         raise ConfigError(f"this extra-geom has no {_GEOMETRY_CLASSES[key]}; upgrade extra-geom")
     if geom_file is None:
         sized = {"n_modules": n_modules or 1} if key in _SIZED_BY_RUN else {}
-        geom = cls.example(**sized)
+        try:
+            geom = cls.example(**sized)
+        except (AttributeError, TypeError) as err:  # extra-geom before these examples
+            raise ConfigError(f"this extra-geom has no example {detector} geometry ({err}); "
+                              "upgrade extra-geom or pass --geometry") from err
         where = f"extra-geom's example {detector} geometry"
     else:
         try:
