@@ -63,7 +63,8 @@ def test_diff_of_stricter_cuts(agipd_mask: Path, strict_mask: Path) -> None:
     # each new bad pixel has a score between the two cuts in some gain stage and cell
     with h5py.File(agipd_mask, "r") as f:
         score = np.maximum(np.abs(f["scores/offset"][:3]), np.abs(f["scores/noise"][:3]))
-    worst = np.nanmax(score, axis=(1, 2))[new[:3]]
+    # fmax ignores NaN (the missing module's scores) without an all-NaN warning
+    worst = np.fmax.reduce(np.fmax.reduce(score, axis=1), axis=1)[new[:3]]
     assert worst.size == new.sum() and np.all((worst > 4) & (worst <= 5))
     text = run("diff", strict_mask, agipd_mask).output
     assert f"0 new bad, {new.sum()} no longer bad" in text
