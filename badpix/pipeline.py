@@ -3,7 +3,7 @@
 A :class:`WorkUnit` is one module and a block of memory cells. Everything a unit's bits depend
 on lies inside the unit (population fits are per gain stage, cell and ASIC of one module), so the
 units can run in any order, in one process (:func:`make_mask`) or as separate SLURM tasks
-(:func:`write_partial`, then :func:`assemble`), and give the same file.
+(:func:`write_partial`, then :func:`badpix.assembly.assemble`), and give the same file.
 
 Overlap (:func:`make_mask`): a small bounded pipeline of three threads. One reader thread
 reads the next gain run's block (the next unit's first block after a unit's last) while the
@@ -452,16 +452,3 @@ def write_partial(
             train_ids={r.gain_stage: r.train_ids for r in dark_set.runs},
         )
     return Path(out)
-
-
-def assemble(
-    partial_paths: Sequence[str | Path],
-    out: str | Path,
-    *,
-    force: bool = False,
-    command_line: str = "",
-) -> Path:
-    """Put partial results together (see :func:`badpix.assembly.assemble`)."""
-    from badpix.assembly import assemble as _assemble
-
-    return _assemble(partial_paths, out, force=force, command_line=command_line)

@@ -387,8 +387,8 @@ def rethreshold_cmd(mask: str, output: str, force: bool, quiet: bool, **kw: Any)
 @click.option("-q", "--quiet", is_flag=True, help="No summary.")
 def assemble_cmd(parts: tuple[str, ...], output: str, force: bool, quiet: bool) -> None:
     """Assemble the partial results of a job (files or folders) into the mask file."""
+    from badpix.assembly import assemble
     from badpix.atomic import check_output_path
-    from badpix.pipeline import assemble
 
     out = check_output_path(output, force=force)
     assemble(parts, out, force=force, command_line=_command_line())
