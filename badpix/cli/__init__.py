@@ -18,16 +18,20 @@ from badpix.exceptions import BadpixError
 
 # command name -> "module:attribute"; the order here is the order in ``badpix --help``.
 COMMANDS: dict[str, str] = {
-    "simulate": "badpix.cli.cmd_simulate:simulate",
+    # the main job, in data-flow order
+    "make-mask": "badpix.cli.cmd_make_mask:make_mask_cmd",
+    "rethreshold": "badpix.cli.cmd_make_mask:rethreshold_cmd",
     "inspect": "badpix.cli.cmd_inspect:inspect_mask",
+    # mask tools
     "diff": "badpix.cli.cmd_tools:diff",
     "merge": "badpix.cli.cmd_tools:merge",
     "export": "badpix.cli.cmd_tools:export",
-    "make-mask": "badpix.cli.cmd_make_mask:make_mask_cmd",
-    "rethreshold": "badpix.cli.cmd_make_mask:rethreshold_cmd",
-    "assemble": "badpix.cli.cmd_make_mask:assemble_cmd",
-    "demo": "badpix.cli.cmd_demo:demo",
+    # beyond one node
     "slurm": "badpix.cli.cmd_slurm:slurm",
+    "assemble": "badpix.cli.cmd_make_mask:assemble_cmd",
+    # synthetic data
+    "simulate": "badpix.cli.cmd_simulate:simulate",
+    "demo": "badpix.cli.cmd_demo:demo",
 }
 
 
