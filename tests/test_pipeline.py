@@ -7,13 +7,13 @@ import os
 import numpy as np
 import pytest
 
+from badpix.assembly import assemble
 from badpix.classify import Thresholds
 from badpix.exceptions import ConfigError, MaskFileError
 from badpix.maskfile import read_mask
 from badpix.pipeline import (
     MaskOptions,
     WorkUnit,
-    assemble,
     bytes_per_cell,
     fingerprint,
     make_mask,
