@@ -89,6 +89,19 @@ def run_copy(tmp_path: Path, agipd_dark_set: SimulatedSet) -> list[Path]:
     return out
 
 
+def _make_mask(sim: SimulatedSet, tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """``badpix make-mask`` of all runs of ``sim`` into ``<tmp>/<name>/mask.h5``."""
+    from click.testing import CliRunner
+
+    from badpix.cli import main
+
+    out = tmp_path_factory.mktemp(name) / "mask.h5"
+    args = ["make-mask", *map(str, sim.run_dirs), "-o", str(out), "-q"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return out
+
+
 @pytest.fixture(scope="session")
 def agipd_mask(agipd_dark_set: SimulatedSet, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``badpix make-mask`` of ``agipd_dark_set`` (default thresholds), made once per session.
@@ -97,15 +110,7 @@ def agipd_mask(agipd_dark_set: SimulatedSet, tmp_path_factory: pytest.TempPathFa
     3-15 ``NO_DARK_DATA``; 8 cells, gain stages high, medium, low. Compare with
     ``load_truth(agipd_dark_set.truth_path)``. Read-only: copy it before modifying it.
     """
-    from click.testing import CliRunner
-
-    from badpix.cli import main
-
-    out = tmp_path_factory.mktemp("agipd_mask") / "mask.h5"
-    args = ["make-mask", *map(str, agipd_dark_set.run_dirs), "-o", str(out), "-q"]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
-    return out
+    return _make_mask(agipd_dark_set, tmp_path_factory, "agipd_mask")
 
 
 @pytest.fixture(scope="session")
@@ -145,19 +150,6 @@ def jungfrau_dark_set(tmp_path_factory: pytest.TempPathFactory) -> SimulatedSet:
     """
     out = tmp_path_factory.mktemp("sim") / "jungfrau"
     return simulate_dark_set(out, detector="JUNGFRAU", modules=2, cells=2, trains=32, seed=13)
-
-
-def _make_mask(sim: SimulatedSet, tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
-    """``badpix make-mask`` of all runs of ``sim`` into ``<tmp>/<name>/mask.h5``."""
-    from click.testing import CliRunner
-
-    from badpix.cli import main
-
-    out = tmp_path_factory.mktemp(name) / "mask.h5"
-    args = ["make-mask", *map(str, sim.run_dirs), "-o", str(out), "-q"]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
-    return out
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,8 @@
 ``badpix make-mask`` -> precision/recall per planted class, mask shapes, ``inspect --check``.
 
 The sets are the session fixtures ``lpd_dark_set``, ``dssc_dark_set`` and ``jungfrau_dark_set``
-of ``conftest.py`` (extra-data's mock writer plus raw pixel words injected with h5py).
+of ``conftest.py`` (extra-data's mock writer plus raw pixel words injected with h5py), the masks
+its ``lpd_mask``, ``dssc_mask`` and ``jungfrau_mask``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from badpix.simulate_pixels import module_frames, module_model
 
 @dataclass(frozen=True)
 class Case:
-    fixture: str
+    fixture: str  # the dark set's session fixture
+    mask: str  # the session fixture with its make-mask output
     detector: str
     sources: tuple[str, ...]  # instrument sources of the present modules
     key: str  # pixel data key
@@ -41,14 +43,15 @@ class Case:
 
 
 CASES = {
-    "LPD1M": Case("lpd_dark_set", "LPD1M",
+    "LPD1M": Case("lpd_dark_set", "lpd_mask", "LPD1M",
                   ("FXE_DET_LPD1M-1/DET/0CH0:xtdf", "FXE_DET_LPD1M-1/DET/1CH0:xtdf"),
                   "image.data", (1, 256, 256), 16, (256, 256), ("high", "medium", "low"),
                   (0, 1, 2), 12),
-    "DSSC1M": Case("dssc_dark_set", "DSSC1M",
+    "DSSC1M": Case("dssc_dark_set", "dssc_mask", "DSSC1M",
                    ("SCS_DET_DSSC1M-1/DET/0CH0:xtdf", "SCS_DET_DSSC1M-1/DET/1CH0:xtdf"),
                    "image.data", (1, 128, 512), 16, (128, 512), ("high",), None, 16),
-    "JUNGFRAU": Case("jungfrau_dark_set", "JUNGFRAU", ("FXE_XAD_JF1M/DET/JNGFR01:daqOutput",),
+    "JUNGFRAU": Case("jungfrau_dark_set", "jungfrau_mask", "JUNGFRAU",
+                     ("FXE_XAD_JF1M/DET/JNGFR01:daqOutput",),
                      "data.adc", (2, 512, 1024), 2, (512, 1024), ("high", "medium", "low"),
                      (0, 1, 3), 14),
 }
@@ -148,13 +151,11 @@ def test_gain_stages_from_run_order(lpd_dark_set):
 
 
 @pytest.fixture(scope="module")
-def made_mask(case, tmp_path_factory) -> tuple[Case, SimulatedSet, Path]:
+def made_mask(case, request: pytest.FixtureRequest) -> tuple[Case, SimulatedSet, Path]:
+    """The case's ``make-mask`` output: the session fixture of ``conftest.py`` (``lpd_mask``,
+    ...), so each mask is made once and shared with the plot and export tests."""
     c, sim = case
-    out = tmp_path_factory.mktemp(f"mask_{c.detector}") / "mask.h5"
-    result = CliRunner().invoke(main, ["make-mask", *map(str, sim.run_dirs), "-o", str(out),
-                                       "-q"])
-    assert result.exit_code == 0, result.output
-    return c, sim, out
+    return c, sim, request.getfixturevalue(c.mask)
 
 
 def test_mask_matches_truth(made_mask):
