@@ -6,7 +6,7 @@ The data flow of ``badpix make-mask`` follows the module names::
     read.py      stream (module, memory-cell block) pieces of a run
     stats.py     robust per-pixel, per-cell offset / noise statistics (robust.py, _core)
     classify.py  score pixels against their normal population, set BadPixel bits
-    maskfile.py  write the mask file (CrystFEL-ready) atomically, read it back
+    maskfile.py  write the mask file (CrystFEL-ready) atomically (maskfile_writer.py), read it back
 """
 
 from importlib.metadata import PackageNotFoundError, version
