@@ -37,11 +37,11 @@ import numpy as np
 from badpix import crystfel
 from badpix.atomic import atomic_output
 from badpix.classify import BadPixel, CellPolicy, Thresholds, apply_thresholds
+from badpix.darkset import DarkSet
 from badpix.exceptions import ConfigError
 from badpix.maskfile import GAIN_STAT_NAMES, STAT_NAMES, MaskLayout, MaskWriter
 from badpix.population import compute_scores
 from badpix.read import bytes_per_frame, read_block
-from badpix.runs import DarkSet
 from badpix.stats import StatsParams, dark_stats, stack_stats
 
 DEFAULT_MAX_MEMORY = 4 << 30

@@ -38,7 +38,7 @@ from badpix.exceptions import DataReadError, NoDarkDataError
 if TYPE_CHECKING:
     from extra_data import DataCollection
 
-    from badpix.runs import DarkRun
+    from badpix.darkset import DarkRun
 
 _BATCH_BYTES = 16 << 20  # read buffer per batch; bounds the memory beyond the block
 
@@ -208,7 +208,7 @@ def read_block(dark_run: DarkRun, module: int, cell_ids: np.ndarray | list[int],
     Parameters
     ----------
     dark_run : DarkRun
-        A run of a :class:`~badpix.runs.DarkSet`.
+        A run of a :class:`~badpix.darkset.DarkSet`.
     module : int
         Module number (as in source names).
     cell_ids : sequence of int
