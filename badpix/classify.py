@@ -65,7 +65,7 @@ class BadPixel(enum.IntFlag):
 #: One line per bit that badpix sets, stored in the mask file's ``/bit_names``.
 BIT_DESCRIPTIONS = {
     "OFFSET_OUT_OF_THRESHOLD": "offset far from its ASIC's local population (or hard limits)",
-    "NOISE_OUT_OF_THRESHOLD": "noise far from its ASIC's population, log scale (or hard limits)",
+    "NOISE_OUT_OF_THRESHOLD": "noise far from its ASIC's population (or hard limits)",
     "OFFSET_NOISE_EVAL_ERROR": "robust fit gave no finite offset or noise",
     "NO_DARK_DATA": "module not in the runs, or fewer than min_valid_samples valid frames",
     "GAIN_THRESHOLDING_ERROR": "digital levels of neighbouring gain stages not separable",

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 _THRESHOLD_OPTIONS = (
     ("--offset-snr", float, "Offset score cut (|SNR| against the ASIC's local population)."),
-    ("--noise-snr", float, "Noise score cut (|SNR| of log noise against the population)."),
+    ("--noise-snr", float, "Noise score cut (|SNR| of noise^(2/3) against the population)."),
     ("--inlier-snr", float, "NON_GAUSSIAN: inlier score cut ..."),
     ("--inlier-fraction-min", float, "... and inlier fraction below this."),
     ("--gain-separation-sigma", float, "GAIN_THRESHOLDING_ERROR below this separation (0: off)."),
