@@ -99,6 +99,7 @@ def _make_mask(sim: SimulatedSet, tmp_path_factory: pytest.TempPathFactory, name
     args = ["make-mask", *map(str, sim.run_dirs), "-o", str(out), "-q"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
+    assert result.stdout == ""  # -q: no summary, no progress
     return out
 
 

@@ -25,15 +25,6 @@ def run(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-@pytest.fixture(scope="module")
-def raw_mask(agipd_dark_set, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("mm") / "mask.h5"
-    code, stdout, stderr = run("make-mask", *agipd_dark_set.run_dirs, "-o", out, "-q")
-    assert code == 0, stderr
-    assert stdout == ""
-    return out
-
-
 def _assert_truth(mask_path: Path, truth_path: Path, minimum: float = 0.99) -> None:
     truth = load_truth(truth_path)
     with read_mask(mask_path) as m:
@@ -46,9 +37,9 @@ def _assert_truth(mask_path: Path, truth_path: Path, minimum: float = 0.99) -> N
             assert s.precision >= minimum, s
 
 
-def test_raw_mask_matches_truth(raw_mask, agipd_dark_set):
-    _assert_truth(raw_mask, agipd_dark_set.truth_path)
-    with read_mask(raw_mask) as m:
+def test_agipd_mask_matches_truth(agipd_mask, agipd_dark_set):
+    _assert_truth(agipd_mask, agipd_dark_set.truth_path)
+    with read_mask(agipd_mask) as m:
         assert m.modules_processed[:4] == [True, True, True, False]
         assert m.gain_stages == ["high", "medium", "low"]
         assert m.cells.tolist() == list(range(8))
@@ -131,12 +122,12 @@ def parts(agipd_dark_set, tmp_path_factory) -> Path:
     return folder
 
 
-def test_assemble_equals_one_process(parts, raw_mask, tmp_path):
+def test_assemble_equals_one_process(parts, agipd_mask, tmp_path):
     out = tmp_path / "assembled.h5"
     code, stdout, err = run("assemble", parts, "-o", out)
     assert code == 0, err
     assert "bad fraction" in stdout
-    with read_mask(raw_mask) as a, read_mask(out) as b:
+    with read_mask(agipd_mask) as a, read_mask(out) as b:
         for name in ("mask", "mask_per_cell", "bits", "mask_stacked", "modules_processed"):
             np.testing.assert_array_equal(a.file[name][()], b.file[name][()])
         for name in a.stats:
@@ -154,17 +145,17 @@ def test_assemble_incomplete_named(parts, tmp_path):
     assert not (tmp_path / "x.h5").exists()
 
 
-def test_rethreshold_cli(raw_mask, tmp_path):
+def test_rethreshold_cli(agipd_mask, tmp_path):
     same = tmp_path / "same.h5"
-    assert run("rethreshold", raw_mask, "-o", same, "-q")[0] == 0
+    assert run("rethreshold", agipd_mask, "-o", same, "-q")[0] == 0
     loose = tmp_path / "loose.h5"
     assert (
-        run("rethreshold", raw_mask, "-o", loose, "--offset-snr", "1e6", "--no-hard-limits", "-q")[
-            0
-        ]
+        run(
+            "rethreshold", agipd_mask, "-o", loose, "--offset-snr", "1e6", "--no-hard-limits", "-q"
+        )[0]
         == 0
     )
-    with read_mask(raw_mask) as a, read_mask(same) as b, read_mask(loose) as c:
+    with read_mask(agipd_mask) as a, read_mask(same) as b, read_mask(loose) as c:
         np.testing.assert_array_equal(a.file["bits"][()], b.file["bits"][()])
         np.testing.assert_array_equal(a.mask, b.mask)
         hot = 1 << 0
@@ -280,9 +271,9 @@ def test_partial_needs_one_module(agipd_dark_set, tmp_path):
     assert code == 2 and "--partial needs exactly one module" in stderr
 
 
-def test_assemble_refuses_foreign_and_duplicate(agipd_dark_set, parts, raw_mask, tmp_path):
+def test_assemble_refuses_foreign_and_duplicate(agipd_dark_set, parts, agipd_mask, tmp_path):
     runs = agipd_dark_set.run_dirs
-    msg = _error("assemble", parts, raw_mask, "-o", tmp_path / "x.h5")
+    msg = _error("assemble", parts, agipd_mask, "-o", tmp_path / "x.h5")
     assert "not a badpix partial result" in msg
     dup = tmp_path / "dup.h5"
     assert (
