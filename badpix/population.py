@@ -57,10 +57,11 @@ from collections.abc import Mapping
 import numpy as np
 
 from badpix.robust import fit_value_tensor
+from badpix.stats import truncation_factor
 
 SCORE_NAMES = ("offset", "noise", "inlier", "gain", "asic_offset", "asic_noise")
 _CLIP = 3.0
-_CLIP_CONSISTENCY = 0.9866  # sigma of N(0,1) truncated at +-3 sigma
+_CLIP_CONSISTENCY = truncation_factor(_CLIP)  # sigma of N(0,1) truncated at +-3 sigma
 _PLANE_ROUNDS = 3
 #: sd of log(MSSE sigma) of n Gaussian samples over the sample std's 1/sqrt(2 (n - 1)):
 #: 1.07-1.11 for n = 10-256 (measured; module docstring)

@@ -254,7 +254,7 @@ def _refine(
 
     # single Gaussian: λσ clipping to its fixed point from the median and the sample std
     mu_w, sig_w = np.median(z, axis=0), np.maximum(sample_std.reshape(-1)[idx], 1e-3)
-    consistency = _truncation_factor(lam)
+    consistency = truncation_factor(lam)
     for _ in range(_ROUNDS):
         w = wt * (np.abs(z - mu_w) <= lam * sig_w)
         prev = sig_w
@@ -338,7 +338,7 @@ def _pdf(z: np.ndarray, mu: np.ndarray, sig: np.ndarray) -> np.ndarray:
     return np.exp(-0.5 * ((z - mu) / sig) ** 2) / (sig * math.sqrt(2 * math.pi))
 
 
-def _truncation_factor(lam: float) -> float:
+def truncation_factor(lam: float) -> float:
     """σ of a standard Gaussian truncated at ±λ (0.9866 for λ = 3)."""
     phi = math.exp(-0.5 * lam * lam) / math.sqrt(2 * math.pi)
     big_phi = math.erf(lam / math.sqrt(2))
