@@ -42,7 +42,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from badpix.masktools import MaskHandle, bits_present, count_bits
+from badpix.masktools import MaskHandle, count_bits
 
 SCHEMA = "badpix-inspect/1"
 OFFSET_BIT, NOISE_BIT, NO_DARK_DATA = 1 << 0, 1 << 1, 1 << 3
@@ -262,11 +262,6 @@ def _ranges(ids: list[int]) -> str:
             parts.append(f"{start}-{v}" if v != start else f"{v}")
             start = None
     return ", ".join(parts)
-
-
-def bits_covered(m: MaskHandle) -> list[int]:
-    """Bits that occur in the static mask (for legends and CrystFEL ``mask_bad``)."""
-    return bits_present(m.static())
 
 
 # --- check ---------------------------------------------------------------------------------
